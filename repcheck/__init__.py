@@ -1,0 +1,24 @@
+"""repcheck: measure why and how much a causal language model repeats itself.
+
+    >>> from repcheck import load_model, probe
+    >>> model = load_model()                      # the built-in SmolLM2-135M-Instruct
+    >>> result = probe(model, "The committee approved the new budget.", repeats=10)
+    >>> result.mean_frame()                       # TP, MP, IP, WR, AR per copy
+
+Importing repcheck is cheap: torch and transformers load on first use.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import RepcheckError
+from .metrics import CopyMetrics, SentenceSummary
+from .models import LoadedModel, load_model
+from .probe import probe
+from .results import SCHEMA_VERSION, ProbeResult, SentenceResult
+from .sentences import EncodedSentence, random_sentences, read_sentences
+
+__all__ = [
+    "__version__", "load_model", "probe", "LoadedModel", "ProbeResult", "SentenceResult", "CopyMetrics",
+    "SentenceSummary", "EncodedSentence", "RepcheckError", "SCHEMA_VERSION", "random_sentences",
+    "read_sentences",
+]

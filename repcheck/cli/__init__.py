@@ -1,0 +1,1 @@
+"""The command-line shell around the repcheck library (Typer + rich)."""

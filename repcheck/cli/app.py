@@ -1,0 +1,39 @@
+"""The `repcheck` command: a thin shell over the library.
+
+Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import models_cmd
+from .probe_cmd import probe_command
+
+app = typer.Typer(
+    name="repcheck",
+    help="Measure why and how much a causal language model repeats itself.\n\n"
+         "Exit codes: 0 success, 2 bad input, 1 internal error.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("probe", no_args_is_help=False)(probe_command)
+app.add_typer(models_cmd.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"repcheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
+    pass
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,83 @@
+"""Terminal output: one stderr console for messages and progress, errors as one line."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import traceback
+from typing import Callable, Iterator
+
+import typer
+from rich.console import Console
+
+from ..errors import RepcheckError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn RepcheckError into a one-line message and exit 2; anything else is a bug: exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RepcheckError as err:
+            raise fail(str(err)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except Exception as err:  # noqa: BLE001 - the last line of defence
+            if os.environ.get("REPCHECK_DEBUG"):
+                traceback.print_exc()
+            raise fail(f"internal error ({type(err).__name__}: {' '.join(str(err).split())}); "
+                       "set REPCHECK_DEBUG=1 for a traceback", EXIT_INTERNAL) from None
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def progress_callback(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr, exposed to the core as ``callback(desc, done, total)``.
+
+    Disabled (None) for --json, --quiet and when stderr is not a terminal.
+    """
+    if not (enabled and err_console.is_terminal):
+        yield None
+        return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn)
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def callback(desc: str, done: int, total: int) -> None:
+            bar.update(task, description=desc, completed=done, total=total or None)
+
+        yield callback
+
+
+def print_json(text: str) -> None:
+    """JSON goes to stdout as plain text (never through rich, which adds markup)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def tp_bar(value: float | None, width: int = 20) -> str:
+    """A small inline bar: 0 → empty, 1 → ``width`` full blocks (eighth-block resolution)."""
+    if value is None or value != value:
+        return ""
+    eighths = round(max(0.0, min(1.0, value)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("" if rest == 0 else " ▏▎▍▌▋▊▉"[rest])

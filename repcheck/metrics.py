@@ -1,0 +1,122 @@
+"""The metric math of the self-reinforcement probe, checkable line by line against the paper.
+
+Xu et al., "Learning to Break the Loop" (NeurIPS 2022, arXiv:2206.02369), Section 2.
+A sentence s = (x_0 .. x_{L-1}) of L tokens is repeated K times after a prefix:
+
+    input = prefix_ids + s + s + ... + s          (K copies, token-level concatenation)
+
+Every number comes from ONE teacher-forced forward pass. Copy n (0-based) token l sits at
+sequence position t = P + n*L + l, where P = len(prefix_ids). The model's logits at
+position t-1 are its prediction for position t, so (with probs = softmax(logits)):
+
+    p[n, l]    = probs[t-1, x_l]          probability of repeating the token       (red bar)
+    pmax[n, l] = max_v probs[t-1, v]      the largest next-token probability       (blue bar)
+    top[n, l]  = p[n, l] == pmax[n, l]    x_l is an argmax there (ties count as argmax)
+
+Per-copy metrics, each a mean over the L positions of copy n:
+
+    TP(n) = mean_l p[n, l]                                     (paper: TP, "token probability")
+    MP(n) = mean_l pmax[n, l]                                  (paper: MP, "max probability")
+    IP(n) = mean_l 1[p[n, l] > p[0, l]]            n >= 1      (paper: IP, increased-probability rate)
+    WR(n) = mean_l 1[p[n, l] > p[0, l] and top[n, l]]  n >= 1  (paper: WR, winner rate)
+    AR(n) = mean_l 1[top[n, l]]                                (argmax rate; DITTO's code calls it Win_Rate)
+
+IP and WR compare against the first copy, so they are undefined (NaN) at n = 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: TP at or above this marks the copy where the model "locks in" to repeating.
+LOCK_IN_THRESHOLD = 0.9
+
+
+def repeated_input(prefix_ids: list[int], token_ids: list[int], repeats: int) -> list[int]:
+    """prefix_ids + token_ids * repeats: every copy is exactly the same L tokens."""
+    return list(prefix_ids) + list(token_ids) * repeats
+
+
+def next_token_probs(logits: "torch.Tensor", input_ids: "torch.Tensor", start: int,
+                     count: int) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+    """Probability of each actual token and the maximum probability, for ``count`` tokens.
+
+    logits:    [T, V]  one sequence's logits (row t predicts token t+1)
+    input_ids: [T]     that sequence's tokens
+    start:     position of the first token to score (>= 1: token 0 has no prediction)
+    Returns p, pmax, argmax, each [count]: for positions t = start .. start+count-1,
+    p = P(x_t | x_<t), pmax = max_v P(v | x_<t), argmax = the (first) token reaching pmax.
+    """
+    assert start >= 1, "the first token of a sequence has no prediction"
+    # Row t-1 of the logits predicts token t: shift the logits one step back.
+    pred = logits[start - 1 : start - 1 + count].float()  # [count, V], softmax in fp32
+    targets = input_ids[start : start + count]  # [count]
+    logprobs = pred.log_softmax(dim=-1)  # [count, V]
+    p = logprobs.gather(-1, targets[:, None]).squeeze(-1).exp()  # [count]
+    max_logprob, argmax = logprobs.max(dim=-1)  # [count], [count]
+    # exp of the same fp32 values: a target that is an argmax gets p == pmax exactly.
+    return p, max_logprob.exp(), argmax
+
+
+@dataclass
+class CopyMetrics:
+    """Metrics of one copy n (0-based), each a mean over the sentence's L positions."""
+
+    n: int
+    tp: float
+    mp: float
+    ip: float  # NaN at n = 0
+    wr: float  # NaN at n = 0
+    ar: float
+
+
+def per_copy_metrics(p: np.ndarray, pmax: np.ndarray) -> list[CopyMetrics]:
+    """p, pmax: [K, L] as defined above. Returns K CopyMetrics."""
+    p = np.asarray(p, dtype=np.float64)
+    pmax = np.asarray(pmax, dtype=np.float64)
+    if p.ndim != 2 or p.shape != pmax.shape or p.shape[1] == 0:
+        raise ValueError(f"p and pmax must both be [K, L] with L >= 1, got {p.shape} and {pmax.shape}")
+    top = p >= pmax  # x is an argmax (p can only equal pmax, never exceed it)
+    increased = p > p[0:1, :]  # p[n, l] > p[0, l]; row 0 is all False and is reported as NaN
+    tp = p.mean(axis=1)  # TP(n)
+    mp = pmax.mean(axis=1)  # MP(n)
+    ip = increased.mean(axis=1)  # IP(n)
+    wr = (increased & top).mean(axis=1)  # WR(n)
+    ar = top.mean(axis=1)  # AR(n)
+    ip[0] = wr[0] = np.nan  # no earlier copy to compare the first copy with
+    return [CopyMetrics(n, float(tp[n]), float(mp[n]), float(ip[n]), float(wr[n]), float(ar[n]))
+            for n in range(p.shape[0])]
+
+
+@dataclass
+class SentenceSummary:
+    """Scalars a CI gate can compare across checkpoints (K = number of copies)."""
+
+    tp_first: float  # TP(0): how likely the sentence is the first time
+    tp_last: float  # TP(K-1)
+    tp_mean_repeats: float  # mean TP(n) over n = 1..K-1: area under the curve (NaN if K = 1)
+    tp_rise: float  # TP(K-1) - TP(0)
+    ip_last: float  # IP(K-1) (NaN if K = 1)
+    wr_last: float  # WR(K-1) (NaN if K = 1)
+    lock_in_copy: int | None  # first n with TP(n) >= 0.9, or None
+
+
+def sentence_summary(copies: list[CopyMetrics]) -> SentenceSummary:
+    tps = np.array([c.tp for c in copies])
+    last = copies[-1]
+    locked = np.nonzero(tps >= LOCK_IN_THRESHOLD)[0]
+    return SentenceSummary(
+        tp_first=float(tps[0]),
+        tp_last=float(tps[-1]),
+        tp_mean_repeats=float(tps[1:].mean()) if len(tps) > 1 else float("nan"),
+        tp_rise=float(tps[-1] - tps[0]),
+        ip_last=last.ip,
+        wr_last=last.wr,
+        lock_in_copy=int(locked[0]) if len(locked) else None,
+    )

@@ -1,0 +1,65 @@
+"""Write a probe's files into an output directory: all or nothing.
+
+Every file is first written into a temporary directory beside the target, then renamed
+into place, so a failure (or Ctrl-C) never leaves a half-written report in ``--out``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .atomic import temp_dir_beside
+from .errors import RepcheckError
+from .results import ProbeResult
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """Refuse an output directory we could not create or write, before any work is done."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise RepcheckError(f"--out {path} exists and is not a directory")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RepcheckError(f"--out {path} cannot be created: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RepcheckError(f"--out {path} is not writable (no write permission on {probe})")
+    return path
+
+
+def write_probe_outputs(result: ProbeResult, out_dir: str | Path, fmt: str = "png",
+                        position: int | None = None) -> list[Path]:
+    """Write per_copy.csv, per_sentence.csv, per_token.csv, summary.json, bars.<fmt> and
+    curve.<fmt> into exactly ``out_dir``. Returns the paths written."""
+    from .plots import plot_bars, plot_curve
+
+    if fmt not in FORMATS:
+        raise RepcheckError(f"unknown figure format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out_dir = check_writable_dir(out_dir)
+    doc = result.to_dict()
+    try:
+        tmp = temp_dir_beside(out_dir)
+    except OSError as err:
+        raise RepcheckError(f"cannot write to {out_dir}: {err.strerror or err}") from None
+    try:
+        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
+        result.mean_frame().to_csv(tmp / "per_copy.csv", index=False)
+        result.to_frame().to_csv(tmp / "per_sentence.csv", index=False)
+        result.token_frame().to_csv(tmp / "per_token.csv", index=False)
+        plot_bars(doc, tmp / f"bars.{fmt}", position=position)
+        plot_curve(doc, tmp / f"curve.{fmt}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out_dir / f.name)  # each rename is atomic
+            written.append(out_dir / f.name)
+        return written
+    except OSError as err:
+        raise RepcheckError(f"cannot write to {out_dir}: {err.strerror or err}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

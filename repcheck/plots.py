@@ -1,0 +1,103 @@
+"""Figures, drawn from the JSON document (``ProbeResult.to_dict()``) alone.
+
+* ``bars``: the paper's Figure 1. For each copy n, a red bar for the probability of the
+  repeated token and a blue bar for the maximum probability, averaged over positions (and
+  sentences) or at one token position.
+* ``curve``: TP, MP, IP and WR against n, with the 95% band over sentences for a set.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+RED, BLUE = "#d62728", "#1f77b4"
+CURVE_COLORS = {"tp": RED, "mp": BLUE, "ip": "#2ca02c", "wr": "#9467bd"}
+CURVE_LABELS = {"tp": "TP: probability of the repeat", "mp": "MP: max probability",
+                "ip": "IP: share of tokens more likely than in copy 0", "wr": "WR: winner rate"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _title(doc: dict[str, Any], what: str) -> str:
+    sentences = doc["sentences"]
+    model = doc["model"]["name"]
+    if len(sentences) == 1:
+        subject = textwrap.shorten(sentences[0]["text"], 90, placeholder="…")
+        subject = f"“{subject}”"
+    else:
+        subject = f"mean of {len(sentences)} sentences"
+    return f"{what}, {model} ({doc['dtype']})\n{subject}"
+
+
+def plot_bars(doc: dict[str, Any], path: str | Path, position: int | None = None) -> None:
+    """Red/blue bars per copy. ``position`` l draws one token position of a single sentence."""
+    plt = _pyplot()
+    K = doc["repeats"]
+    ns = list(range(K))
+    labels = None
+    if position is None:
+        red = [row["tp"] for row in doc["per_copy"]]
+        blue = [row["mp"] for row in doc["per_copy"]]
+        what = "Self-reinforcement: mean over token positions"
+    else:
+        s = doc["sentences"][0]
+        red = [s["p"][n][position] for n in ns]
+        blue = [s["pmax"][n][position] for n in ns]
+        labels = [s["argmax_tokens"][n][position] for n in ns]
+        what = f"Self-reinforcement of token {position} {s['tokens'][position].strip()!r}"
+    width = max(6.4, min(24, 0.45 * K + 2))
+    fig, ax = plt.subplots(figsize=(width, 4.8), dpi=120)
+    ax.bar([n - 0.2 for n in ns], red, width=0.4, color=RED, label="P(repeated token)")
+    ax.bar([n + 0.2 for n in ns], blue, width=0.4, color=BLUE, label="max next-token P" + (" (label: argmax token)" if labels is not None else ""))
+    if labels is not None and K <= 30:
+        for n, (b, lab) in enumerate(zip(blue, labels)):
+            ax.text(n + 0.2, b + 0.01, repr(lab.strip() or lab)[1:-1], ha="center", va="bottom", fontsize=7,
+                    rotation=60)
+    ax.set_ylim(0, 1.18 if labels is not None else 1.05)
+    ax.set_xlim(-0.7, K - 0.3)
+    ax.set_xlabel("copy n (the sentence already appears n times in the context)")
+    ax.set_ylabel("probability")
+    ax.set_xticks(ns if K <= 30 else ns[:: max(1, K // 20)])
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, ncol=2)
+    ax.set_title(_title(doc, what), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_curve(doc: dict[str, Any], path: str | Path) -> None:
+    """TP, MP, IP, WR against n; a 95% band where the document has one (sets)."""
+    plt = _pyplot()
+    rows = doc["per_copy"]
+    fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
+    for m in ("tp", "mp", "ip", "wr"):
+        pts = [(r["n"], r[m], r["ci95"][m]) for r in rows if r[m] is not None]
+        if not pts:
+            continue
+        ns, ys, cis = zip(*pts)
+        ax.plot(ns, ys, marker="o", ms=3, color=CURVE_COLORS[m], label=CURVE_LABELS[m])
+        lo = [c[0] for c in cis]
+        if all(v is not None for v in lo) and len(doc["sentences"]) > 1:
+            hi = [c[1] for c in cis]
+            ax.fill_between(ns, [max(0, v) for v in lo], [min(1, v) for v in hi], color=CURVE_COLORS[m],
+                            alpha=0.15, linewidth=0)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("copy n (the sentence already appears n times in the context)")
+    ax.set_ylabel("rate / probability")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    band = " (band: 95% interval over sentences)" if len(doc["sentences"]) > 1 else ""
+    ax.set_title(_title(doc, "Self-reinforcement curve" + band), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,198 @@
+"""Typed probe results. The JSON document (``ProbeResult.to_dict``) is the source of truth:
+tables, CSVs and plots are all derived from it, and ``ProbeResult.from_dict`` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .metrics import CopyMetrics, SentenceSummary, per_copy_metrics, sentence_summary
+from .stats import mean_ci95
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+COPY_METRICS = ("tp", "mp", "ip", "wr", "ar")
+SUMMARY_METRICS = ("tp_first", "tp_last", "tp_mean_repeats", "tp_rise", "ip_last", "wr_last")
+
+
+@dataclass
+class SentenceResult:
+    """One sentence probed with K copies. Arrays are [K, L]."""
+
+    text: str
+    token_ids: list[int]
+    tokens: list[str]  # each token decoded on its own
+    p: np.ndarray  # [K, L] probability of the repeated token
+    pmax: np.ndarray  # [K, L] maximum next-token probability
+    argmax_ids: np.ndarray  # [K, L] the token reaching pmax
+    argmax_tokens: list[list[str]]  # [K][L] those tokens decoded
+    per_copy: list[CopyMetrics] = field(init=False)
+    summary: SentenceSummary = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.p = np.asarray(self.p, dtype=np.float64)
+        self.pmax = np.asarray(self.pmax, dtype=np.float64)
+        self.argmax_ids = np.asarray(self.argmax_ids, dtype=np.int64)
+        self.per_copy = per_copy_metrics(self.p, self.pmax)
+        self.summary = sentence_summary(self.per_copy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "token_ids": list(self.token_ids),
+            "tokens": list(self.tokens),
+            "per_copy": [asdict(c) for c in self.per_copy],
+            "summary": asdict(self.summary),
+            "p": self.p.tolist(),
+            "pmax": self.pmax.tolist(),
+            "argmax_ids": self.argmax_ids.tolist(),
+            "argmax_tokens": self.argmax_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SentenceResult":
+        return cls(text=d["text"], token_ids=d["token_ids"], tokens=d["tokens"], p=d["p"], pmax=d["pmax"],
+                   argmax_ids=d["argmax_ids"], argmax_tokens=d["argmax_tokens"])
+
+
+@dataclass
+class ProbeResult:
+    """The probe of one model on one or more sentences, each repeated ``repeats`` times."""
+
+    model: dict[str, Any]  # spec, name, source, sha256, context_length, class
+    dtype: str
+    device: str
+    repeats: int
+    prefix: str | None
+    prefix_ids: list[int]
+    sentences: list[SentenceResult]
+    settings: dict[str, Any] = field(default_factory=dict)  # batch size, padding side, seed, ...
+    provenance: dict[str, Any] = field(default_factory=dict)  # versions, time, throughput
+
+    # ---- aggregates over sentences -------------------------------------------------------
+    def per_copy(self) -> list[dict[str, Any]]:
+        """Per copy n: the mean of each metric over sentences, and its 95% interval."""
+        rows = []
+        for n in range(self.repeats):
+            row: dict[str, Any] = {"n": n}
+            ci: dict[str, list[float]] = {}
+            for m in COPY_METRICS:
+                mean, lo, hi = mean_ci95([getattr(s.per_copy[n], m) for s in self.sentences])
+                row[m], ci[m] = mean, [lo, hi]
+            row["ci95"] = ci
+            rows.append(row)
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """Each summary scalar's mean over sentences with its 95% interval and spread."""
+        out: dict[str, Any] = {}
+        for m in SUMMARY_METRICS:
+            values = np.array([getattr(s.summary, m) for s in self.sentences], dtype=np.float64)
+            mean, lo, hi = mean_ci95(values)
+            finite = values[np.isfinite(values)]
+            stderr = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else math.nan
+            out[m] = {"mean": mean, "ci95": [lo, hi], "stderr": stderr, "n": int(len(finite))}
+        locks = [s.summary.lock_in_copy for s in self.sentences]
+        out["lock_in_rate"] = sum(x is not None for x in locks) / len(locks)
+        reached = [x for x in locks if x is not None]
+        out["lock_in_copy_mean"] = float(np.mean(reached)) if reached else None
+        return out
+
+    # ---- views ---------------------------------------------------------------------------
+    def to_frame(self) -> "pd.DataFrame":
+        """One row per (sentence, copy n): TP, MP, IP, WR, AR."""
+        import pandas as pd
+
+        return pd.DataFrame([{"sentence": i, **asdict(c)} for i, s in enumerate(self.sentences)
+                             for c in s.per_copy])
+
+    def mean_frame(self) -> "pd.DataFrame":
+        """One row per copy n: the mean over sentences with 95% interval bounds."""
+        import pandas as pd
+
+        rows = []
+        for r in self.per_copy():
+            row = {"n": r["n"]}
+            for m in COPY_METRICS:
+                row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = r[m], *r["ci95"][m]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def token_frame(self) -> "pd.DataFrame":
+        """One row per (sentence, n, l): token, p, pmax and the argmax token."""
+        import pandas as pd
+
+        rows = []
+        for i, s in enumerate(self.sentences):
+            K, L = s.p.shape
+            for n in range(K):
+                for l in range(L):
+                    rows.append({"sentence": i, "n": n, "l": l, "token": s.tokens[l],
+                                 "token_id": s.token_ids[l], "p": s.p[n, l], "pmax": s.pmax[n, l],
+                                 "argmax_id": int(s.argmax_ids[n, l]), "argmax_token": s.argmax_tokens[n][l]})
+        return pd.DataFrame(rows)
+
+    # ---- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "probe",
+            "repcheck_version": __version__,
+            "model": self.model,
+            "dtype": self.dtype,
+            "device": self.device,
+            "repeats": self.repeats,
+            "prefix": self.prefix,
+            "prefix_ids": list(self.prefix_ids),
+            "settings": self.settings,
+            "provenance": self.provenance,
+            "per_copy": self.per_copy(),
+            "summary": self.summary(),
+            "sentences": [s.to_dict() for s in self.sentences],
+        }
+        return _finite(doc)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProbeResult":
+        if d.get("schema_version") != SCHEMA_VERSION or d.get("kind") != "probe":
+            raise ValueError(f"not a repcheck probe document of schema version {SCHEMA_VERSION}")
+        return cls(model=d["model"], dtype=d["dtype"], device=d["device"], repeats=d["repeats"],
+                   prefix=d["prefix"], prefix_ids=d["prefix_ids"],
+                   sentences=[SentenceResult.from_dict(_nan(s)) for s in d["sentences"]],
+                   settings=d.get("settings", {}), provenance=d.get("provenance", {}))
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN: write undefined values (IP and WR at n = 0, ...) as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    return obj
+
+
+def _nan(obj: Any) -> Any:
+    """Inverse of _finite for the arrays read back from JSON."""
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        return {k: (_nan(v) if k in ("p", "pmax") else v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan(v) for v in obj]
+    return obj
