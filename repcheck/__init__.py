@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 from .errors import RepcheckError
 from .metrics import CopyMetrics, SentenceSummary
 from .models import LoadedModel, load_model
-from .probe import probe
+from .probing import probe
 from .results import SCHEMA_VERSION, ProbeResult, SentenceResult
 from .sentences import EncodedSentence, random_sentences, read_sentences
 

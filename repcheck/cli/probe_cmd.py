@@ -44,7 +44,7 @@ def probe_command(
     """
     from ..models import load_model
     from ..outputs import check_writable_dir, write_probe_outputs
-    from ..probe import probe
+    from ..probing import probe
     from ..sentences import encode_sentences, find_token, random_sentences, read_sentences
 
     # ---- validate everything we can before loading a model -------------------------------

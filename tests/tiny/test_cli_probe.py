@@ -1,0 +1,144 @@
+"""`repcheck probe` through CliRunner: JSON on stdout, one-line errors, exit codes, files."""
+
+import json
+import os
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+from repcheck.cli.app import app
+
+SENTENCE = "The committee approved the new budget after a long debate."
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_usage_error(result, needle):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_json_document(tiny_llama):
+    r = run("probe", SENTENCE, "--model", tiny_llama, "--repeats", 4, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)  # stdout holds the JSON document and nothing else
+    assert doc["schema_version"] == 1 and doc["repeats"] == 4 and doc["dtype"] == "float32"
+    assert doc["model"]["spec"] == str(tiny_llama) and len(doc["model"]["sha256"]) == 64
+    assert [row["n"] for row in doc["per_copy"]] == [0, 1, 2, 3]
+    assert set(doc["per_copy"][1]) >= {"n", "tp", "mp", "ip", "wr", "ar"}
+    (s,) = doc["sentences"]
+    assert s["text"] == SENTENCE and len(s["p"]) == 4 and len(s["p"][0]) == len(s["token_ids"])
+    assert set(doc["summary"]) >= {"tp_first", "tp_last", "tp_mean_repeats", "tp_rise", "ip_last", "wr_last"}
+    assert doc["prefix_ids"] and doc["device"] == "cpu"
+
+
+def test_same_command_same_numbers(tiny_gpt2):
+    a = json.loads(run("probe", SENTENCE, "-m", tiny_gpt2, "-k", 3, "--json").stdout)
+    b = json.loads(run("probe", SENTENCE, "-m", tiny_gpt2, "-k", 3, "--json").stdout)
+    assert a["per_copy"] == b["per_copy"] and a["sentences"] == b["sentences"]
+
+
+def test_human_table(tiny_gpt2):
+    r = run("probe", SENTENCE, "-m", tiny_gpt2, "-k", 3)
+    assert r.exit_code == 0, r.output
+    assert "TP" in r.stdout and "WR" in r.stdout and "tokens/s" in r.stdout
+
+
+def test_out_dir_gets_exactly_the_files(tiny_llama, tmp_path):
+    out = tmp_path / "runs" / "tiny"
+    r = run("probe", SENTENCE, "-m", tiny_llama, "-k", 3, "--out", out, "--token", "budget", "--format", "svg")
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(out)) == ["bars.svg", "curve.svg", "per_copy.csv", "per_sentence.csv",
+                                       "per_token.csv", "summary.json"]
+    assert sorted(os.listdir(tmp_path / "runs")) == ["tiny"]  # no temp dirs left behind
+    doc = json.loads((out / "summary.json").read_text())
+    import pandas as pd
+
+    tokens = pd.read_csv(out / "per_token.csv")
+    assert len(tokens) == 3 * len(doc["sentences"][0]["token_ids"])
+    assert list(pd.read_csv(out / "per_copy.csv")["n"]) == [0, 1, 2]
+
+
+def test_sentence_file_set(tiny_gpt2, tmp_path):
+    f = tmp_path / "set.txt"
+    f.write_text("# set\nParis is the capital of France.\n\nWater boils.\nThe general led his army.\n")
+    r = run("probe", "--file", f, "-m", tiny_gpt2, "-k", 3, "--json", "--batch-size", 2)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert len(doc["sentences"]) == 3
+    lo, hi = doc["per_copy"][2]["ci95"]["tp"]
+    assert lo <= doc["per_copy"][2]["tp"] <= hi
+
+
+def test_random_sentences(tiny_llama):
+    r = run("probe", "--random", 3, "--length", 4, "--seed", 7, "-m", tiny_llama, "-k", 2, "--json")
+    doc = json.loads(r.stdout)
+    assert [len(s["token_ids"]) for s in doc["sentences"]] == [4, 4, 4]
+    assert doc["settings"]["random"] == {"n": 3, "length": 4, "seed": 7}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["probe"], "give a SENTENCE"),
+    (["probe", ""], "empty"),
+    (["probe", "   "], "empty"),
+    (["probe", "x", "--repeats", "0"], "at least 1"),
+    (["probe", "x", "--batch-size", "0"], "at least 1"),
+    (["probe", "x", "--file", "f.txt"], "only one of"),
+    (["probe", "--file", "/nonexistent/f.txt"], "cannot read"),
+    (["probe", "x", "--model", "no-such-alias"], "not a built-in alias"),
+    (["probe", "x", "--model", "./no/such/dir"], "no such file"),
+    (["probe", "x", "--model", "gpt2"], "hub is unreachable"),
+])
+def test_bad_input_without_a_model(args, needle):
+    assert_usage_error(run(*args), needle)
+
+
+def test_bad_input_with_a_model(tiny_gpt2, tiny_bert, tmp_path):
+    assert_usage_error(run("probe", SENTENCE, "-m", tiny_gpt2, "-k", 500), "largest K that fits is")
+    assert_usage_error(run("probe", SENTENCE, "-m", tiny_bert), "not a causal language model")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n# nothing\n")
+    assert_usage_error(run("probe", "--file", empty, "-m", tiny_gpt2), "no sentences")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf at all")
+    assert_usage_error(run("probe", SENTENCE, "-m", bad), "GGUF")
+
+
+def test_bad_output_requests_leave_no_files(tiny_gpt2, tmp_path):
+    out = tmp_path / "out"
+    assert_usage_error(run("probe", SENTENCE, "-m", tiny_gpt2, "--out", out, "--token", "zebra"), "not a token")
+    assert_usage_error(run("probe", SENTENCE, "-m", tiny_gpt2, "--out", out, "--position", 99), "outside")
+    assert_usage_error(run("probe", "--file", __file__, "-m", tiny_gpt2, "--token", "x"), "single sentence")
+    assert not out.exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_usage_error(run("probe", SENTENCE, "-m", tiny_gpt2, "--out", blocker / "sub"), "not a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_out(tiny_gpt2, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        assert_usage_error(run("probe", SENTENCE, "-m", tiny_gpt2, "--out", locked / "o"), "not writable")
+    finally:
+        locked.chmod(stat.S_IRWXU)
+
+
+def test_internal_error_exits_1(tiny_gpt2, monkeypatch):
+    import repcheck.probing as probe_mod
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(probe_mod, "_score_batch", boom)
+    r = run("probe", SENTENCE, "-m", tiny_gpt2, "-k", 2)
+    assert r.exit_code == 1 and "internal error" in r.stderr and "Traceback" not in r.output
