@@ -92,6 +92,9 @@ def plot_curve(doc: dict[str, Any], path: str | Path) -> None:
             ax.fill_between(ns, [max(0, v) for v in lo], [min(1, v) for v in hi], color=CURVE_COLORS[m],
                             alpha=0.15, linewidth=0)
     ax.set_ylim(0, 1.05)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("copy n (the sentence already appears n times in the context)")
     ax.set_ylabel("rate / probability")
     ax.grid(alpha=0.3)

@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Upper bound on the logits tensor of one forward pass ([B, T, V] floats); larger batches
 #: are split so the probe's peak memory stays modest whatever --batch-size says.
-LOGITS_BUDGET_BYTES = 256 * 2**20
+LOGITS_BUDGET_BYTES = 512 * 2**20
+#: Largest share of a batch's positions that may be padding.
+MAX_PADDING_SHARE = 0.2
 
 
 def check_fits(n_prefix: int, lengths: Sequence[int], repeats: int, context_length: int | None) -> None:
@@ -102,16 +104,27 @@ def probe(model: LoadedModel, sentences: str | Sequence[str] | Sequence[EncodedS
 
 def _batches(order: list[int], encoded: list[EncodedSentence], n_prefix: int, repeats: int,
              batch_size: int, vocab: int) -> list[list[int]]:
-    """Group sentence indices into batches of at most ``batch_size`` within the logits budget."""
+    """Group sentence indices (sorted longest first) into batches of at most ``batch_size``.
+
+    A batch also closes when its logits would exceed LOGITS_BUDGET_BYTES, or when padding
+    would exceed MAX_PADDING_SHARE of its tokens: padded positions cost as much as real
+    ones, so a long sentence batched with short ones would slow the whole batch down.
+    """
     batches: list[list[int]] = []
+    real = 0  # real tokens in the current batch
     for i in order:
+        length = n_prefix + repeats * len(encoded[i].token_ids)
         if batches:
             cur = batches[-1]
             longest = n_prefix + repeats * len(encoded[cur[0]].token_ids)  # sorted: first is longest
-            if len(cur) < batch_size and (len(cur) + 1) * longest * vocab * 4 <= LOGITS_BUDGET_BYTES:
+            padded = (len(cur) + 1) * longest
+            if (len(cur) < batch_size and padded * vocab * 4 <= LOGITS_BUDGET_BYTES
+                    and padded - real - length <= MAX_PADDING_SHARE * padded):
                 cur.append(i)
+                real += length
                 continue
         batches.append([i])
+        real = length
     return batches
 
 
