@@ -92,7 +92,9 @@ def test_result_shapes_and_frames(tiny_llama_model):
 def test_progress_callback_reaches_total(tiny_gpt2_model):
     calls = []
     probe(tiny_gpt2_model, SENTENCES, repeats=2, batch_size=2, progress=lambda d, a, b: calls.append((a, b)))
-    assert calls[0] == (0, 4) and calls[-1] == (4, 4) and len(calls) == 3
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4)
+    done = [a for a, _ in calls]
+    assert done == sorted(done) and len(calls) >= 3  # batch_size 2: at least two batches
 
 
 def test_pre_encoded_and_text_mix(tiny_gpt2_model):
