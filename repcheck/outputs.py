@@ -32,27 +32,15 @@ def check_writable_dir(path: str | Path) -> Path:
     return path
 
 
-def write_probe_outputs(result: ProbeResult, out_dir: str | Path, fmt: str = "png",
-                        position: int | None = None) -> list[Path]:
-    """Write per_copy.csv, per_sentence.csv, per_token.csv, summary.json, bars.<fmt> and
-    curve.<fmt> into exactly ``out_dir``. Returns the paths written."""
-    from .plots import plot_bars, plot_curve
-
-    if fmt not in FORMATS:
-        raise RepcheckError(f"unknown figure format {fmt!r}; choose one of {', '.join(FORMATS)}")
+def _publish(out_dir: Path, write) -> list[Path]:
+    """Run ``write(tmp_dir)``, then move every file it made into ``out_dir``."""
     out_dir = check_writable_dir(out_dir)
-    doc = result.to_dict()
     try:
         tmp = temp_dir_beside(out_dir)
     except OSError as err:
         raise RepcheckError(f"cannot write to {out_dir}: {err.strerror or err}") from None
     try:
-        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
-        result.mean_frame().to_csv(tmp / "per_copy.csv", index=False)
-        result.to_frame().to_csv(tmp / "per_sentence.csv", index=False)
-        result.token_frame().to_csv(tmp / "per_token.csv", index=False)
-        plot_bars(doc, tmp / f"bars.{fmt}", position=position)
-        plot_curve(doc, tmp / f"curve.{fmt}")
+        write(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for f in sorted(tmp.iterdir()):
@@ -63,3 +51,52 @@ def write_probe_outputs(result: ProbeResult, out_dir: str | Path, fmt: str = "pn
         raise RepcheckError(f"cannot write to {out_dir}: {err.strerror or err}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise RepcheckError(f"unknown figure format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def write_probe_outputs(result: ProbeResult, out_dir: str | Path, fmt: str = "png",
+                        position: int | None = None) -> list[Path]:
+    """Write per_copy.csv, per_sentence.csv, per_token.csv, summary.json, bars.<fmt> and
+    curve.<fmt> into exactly ``out_dir``. Returns the paths written."""
+    from .plots import plot_bars, plot_curve
+
+    _check_format(fmt)
+    doc = result.to_dict()
+
+    def write(tmp: Path) -> None:
+        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
+        result.mean_frame().to_csv(tmp / "per_copy.csv", index=False)
+        result.to_frame().to_csv(tmp / "per_sentence.csv", index=False)
+        result.token_frame().to_csv(tmp / "per_token.csv", index=False)
+        plot_bars(doc, tmp / f"bars.{fmt}", position=position)
+        plot_curve(doc, tmp / f"curve.{fmt}")
+
+    return _publish(Path(out_dir), write)
+
+
+def write_compare_outputs(result, out_dir: str | Path, fmt: str = "png") -> list[Path]:
+    """generations.jsonl, per_setting.csv, summary.json, metrics.<fmt> and, with a probe,
+    curves.<fmt>, into exactly ``out_dir``."""
+    import json
+
+    from .plots import plot_compare_curves, plot_compare_metrics
+
+    _check_format(fmt)
+    doc = result.to_dict()
+
+    def write(tmp: Path) -> None:
+        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
+        if result.runs:
+            with open(tmp / "generations.jsonl", "w", encoding="utf-8") as fh:
+                for rec in result.generations_records():
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            result.to_frame().to_csv(tmp / "per_setting.csv", index=False)
+            plot_compare_metrics(doc, tmp / f"metrics.{fmt}")
+        if result.probes:
+            plot_compare_curves(doc, tmp / f"curves.{fmt}")
+
+    return _publish(Path(out_dir), write)

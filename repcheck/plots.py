@@ -104,3 +104,68 @@ def plot_curve(doc: dict[str, Any], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_compare_metrics(doc: dict[str, Any], path: str | Path) -> None:
+    """Grouped bars: one group per setting, one bar per repetition metric (95% intervals)."""
+    plt = _pyplot()
+    import numpy as np
+
+    settings = [s for s in doc["settings"] if "metrics" in s]
+    metrics = [("seq_rep_4", "seq-rep-4"), ("rep_sen", "rep-sen"), ("loop", "loop rate"), ("distinct_2", "distinct-2")]
+    x = np.arange(len(settings))
+    width = 0.8 / len(metrics)
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(settings) + 2), 4.8), dpi=120)
+    for i, (key, label) in enumerate(metrics):
+        means = [s["metrics"][key]["mean"] if s["metrics"][key]["mean"] is not None else np.nan for s in settings]
+        err = [[m - (s["metrics"][key]["ci95"][0] if s["metrics"][key]["ci95"][0] is not None else m),
+                (s["metrics"][key]["ci95"][1] if s["metrics"][key]["ci95"][1] is not None else m) - m]
+               for m, s in zip(means, settings)]
+        ax.bar(x + (i - (len(metrics) - 1) / 2) * width, means, width, label=label,
+               yerr=np.array(err).T if len(doc["prompts"]) > 1 else None, capsize=2)
+    ax.set_xticks(x, [s["name"] for s in settings], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("rate (lower is less repetitive; distinct-2: higher)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False, fontsize=8)
+    ax.set_title(f"Repetition by decoding setting, {doc['model']['name']} ({doc['dtype']})\n"
+                 f"{len(doc['prompts'])} prompts × {doc['max_new_tokens']} new tokens, seed {doc['seed']}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_compare_curves(doc: dict[str, Any], path: str | Path) -> None:
+    """TP (solid) and MP (dashed) per copy under each setting's processors, overlaid."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(7.6, 4.8), dpi=120)
+    cmap = plt.get_cmap("tab10")
+    skipped = []
+    for i, s in enumerate(doc["settings"]):
+        probe = s.get("probe")
+        if probe is None:
+            continue
+        if "skipped" in probe:
+            skipped.append(s["name"])
+            continue
+        ns = [r["n"] for r in probe["per_copy"]]
+        color = cmap(i % 10)
+        ax.plot(ns, [r["tp"] for r in probe["per_copy"]], marker="o", ms=3, color=color, label=f"{s['name']}: TP")
+        ax.plot(ns, [r["mp"] for r in probe["per_copy"]], ls="--", color=color, alpha=0.6, label=f"{s['name']}: MP")
+    ax.set_ylim(0, 1.05)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("copy n (the sentence already appears n times in the context)")
+    ax.set_ylabel("probability after the setting's processors")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    sentences = doc.get("probe", {}).get("sentences", [])
+    subject = (f"“{textwrap.shorten(sentences[0], 70, placeholder='…')}”" if len(sentences) == 1
+               else f"mean of {len(sentences)} sentences")
+    note = f" (skipped: {', '.join(skipped)}: no per-token distribution)" if skipped else ""
+    ax.set_title(f"Self-reinforcement under decoding settings, {doc['model']['name']}\n{subject}{note}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -19,13 +19,35 @@ from .results import ProbeResult, SentenceResult
 from .sentences import EncodedSentence, encode_sentences, prefix_ids as make_prefix_ids
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
+    from .decoding import DecodingSetting
 
 #: Upper bound on the logits tensor of one forward pass ([B, T, V] floats); larger batches
 #: are split so the probe's peak memory stays modest whatever --batch-size says.
 LOGITS_BUDGET_BYTES = 512 * 2**20
 #: Largest share of a batch's positions that may be padding.
 MAX_PADDING_SHARE = 0.2
+
+
+def processed_next_token_probs(logits, input_ids, start: int, count: int, decoding: "DecodingSetting", tokenizer):
+    """Like ``metrics.next_token_probs``, but through a decoding setting's logits processors.
+
+    logits [T, V], input_ids [T] of one unpadded sequence. For each scored position t, the
+    processors see the real context ``input_ids[:t]`` (so penalties count what came before)
+    and the logits that predict token t; the result is renormalized with a softmax.
+    Presence/frequency penalties treat everything after the ``start`` prefix as generated.
+    """
+    import torch
+
+    processors = decoding.logits_processors(tokenizer, prompt_length=start)
+    ps, pmaxs, args = [], [], []
+    for t in range(start, start + count):
+        scores = processors(input_ids[None, :t], logits[None, t - 1].float().clone())[0]  # [V]
+        probs = scores.log_softmax(-1)
+        pmax, arg = probs.max(-1)
+        ps.append(probs[input_ids[t]].exp())
+        pmaxs.append(pmax.exp())
+        args.append(arg)
+    return torch.stack(ps), torch.stack(pmaxs), torch.stack(args)
 
 
 def check_fits(n_prefix: int, lengths: Sequence[int], repeats: int, context_length: int | None) -> None:
@@ -43,12 +65,16 @@ def check_fits(n_prefix: int, lengths: Sequence[int], repeats: int, context_leng
 
 def probe(model: LoadedModel, sentences: str | Sequence[str] | Sequence[EncodedSentence], *, repeats: int = 10,
           prefix: str | None = None, batch_size: int = 8, padding_side: str = "left",
-          progress: ProgressCallback | None = None, settings: dict | None = None) -> ProbeResult:
+          progress: ProgressCallback | None = None, settings: dict | None = None,
+          decoding: "DecodingSetting | None" = None) -> ProbeResult:
     """Probe ``model`` with each sentence repeated ``repeats`` times.
 
     ``sentences``: one string, several strings, or pre-tokenized ``EncodedSentence`` (for
     random-token sentences). ``prefix`` text goes after the BOS token and before the copies.
-    ``progress(description, done, total)`` is called after every batch.
+    ``progress(description, done, total)`` is called after every batch. With ``decoding``,
+    each position's distribution first goes through that setting's logits processors
+    (penalties, bans, temperature, truncation) and is renormalized: the probe as the
+    decoder would see it (see ``processed_next_token_probs``).
     """
     import torch
 
@@ -83,7 +109,8 @@ def probe(model: LoadedModel, sentences: str | Sequence[str] | Sequence[EncodedS
         for batch in batches:
             seqs = [repeated_input(prefix_ids, list(encoded[i].token_ids), repeats) for i in batch]
             n_tokens += sum(len(s) for s in seqs)
-            for i, (p, pmax, arg) in zip(batch, _score_batch(model, seqs, len(prefix_ids), padding_side)):
+            scored = _score_batch(model, seqs, len(prefix_ids), padding_side, decoding)
+            for i, (p, pmax, arg) in zip(batch, scored):
                 e = encoded[i]
                 L = len(e.token_ids)
                 arg = arg.reshape(repeats, L).tolist()
@@ -97,7 +124,8 @@ def probe(model: LoadedModel, sentences: str | Sequence[str] | Sequence[EncodedS
     return ProbeResult(
         model=model.info(), dtype=model.dtype, device=model.device, repeats=repeats, prefix=prefix,
         prefix_ids=prefix_ids, sentences=results,  # type: ignore[arg-type]
-        settings={"batch_size": batch_size, "padding_side": padding_side, **(settings or {})},
+        settings={"batch_size": batch_size, "padding_side": padding_side, **(settings or {}),
+                  **({"decoding": decoding.to_dict()} if decoding is not None else {})},
         provenance=_provenance(elapsed, n_tokens),
     )
 
@@ -128,12 +156,12 @@ def _batches(order: list[int], encoded: list[EncodedSentence], n_prefix: int, re
     return batches
 
 
-def _score_batch(model: LoadedModel, seqs: list[list[int]], n_prefix: int, padding_side: str):
-    """One forward pass over a padded batch; yields (p, pmax, argmax) [K*L] per sequence.
+def padded_forward(model: LoadedModel, seqs: list[list[int]], padding_side: str = "left"):
+    """One forward pass over a padded batch.
 
-    input_ids, attention_mask, position_ids: [B, T]; logits: [B, T, V].
-    Position ids count real tokens only, so a left-padded sequence sees the same positions
-    as it would alone.
+    Returns (logits [B, T, V], input_ids [B, T], offsets): sequence b occupies positions
+    offsets[b] .. offsets[b] + len(seqs[b]) - 1. Position ids count real tokens only, so a
+    padded sequence sees the same positions as it would alone.
     """
     import torch
 
@@ -150,12 +178,24 @@ def _score_batch(model: LoadedModel, seqs: list[list[int]], n_prefix: int, paddi
         offsets.append(off)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     device = model.device
-    logits = model.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+    input_ids = input_ids.to(device)
+    logits = model.model(input_ids=input_ids, attention_mask=attention_mask.to(device),
                          position_ids=position_ids.to(device), use_cache=False).logits
+    return logits, input_ids, offsets
+
+
+def _score_batch(model: LoadedModel, seqs: list[list[int]], n_prefix: int, padding_side: str,
+                 decoding: "DecodingSetting | None" = None):
+    """Yields (p, pmax, argmax), each [K*L], for the copies of each sequence in the batch."""
+    logits, input_ids, offsets = padded_forward(model, seqs, padding_side)
     for b, s in enumerate(seqs):
         # The copies start right after the prefix; score all K*L of their tokens.
-        p, pmax, arg = next_token_probs(logits[b], input_ids[b].to(device), offsets[b] + n_prefix,
-                                        len(s) - n_prefix)
+        start, count = offsets[b] + n_prefix, len(s) - n_prefix
+        if decoding is None:
+            p, pmax, arg = next_token_probs(logits[b], input_ids[b], start, count)
+        else:
+            p, pmax, arg = processed_next_token_probs(logits[b, offsets[b]:], input_ids[b, offsets[b]:], n_prefix,
+                                                      count, decoding, model.tokenizer)
         yield p.double().cpu(), pmax.double().cpu(), arg.cpu()
 
 

@@ -9,6 +9,7 @@ import typer
 
 from .. import __version__
 from . import models_cmd
+from .compare_cmd import compare_command
 from .probe_cmd import probe_command
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("probe", no_args_is_help=False)(probe_command)
+app.command("compare")(compare_command)
 app.add_typer(models_cmd.app, name="models")
 
 

@@ -68,6 +68,14 @@ def progress_callback(enabled: bool) -> Iterator[Callable[[str, int, int], None]
         yield callback
 
 
+def stdout_console():
+    """Rich console for tables on stdout: the terminal's width, or 160 columns when piped."""
+    from rich.console import Console
+
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=160)
+
+
 def print_json(text: str) -> None:
     """JSON goes to stdout as plain text (never through rich, which adds markup)."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -11,7 +11,7 @@ import typer
 from ..builtin import BUILTIN_MODELS, cached_bytes, ensure_converted
 from ..cache import cache_dir
 from ..errors import RepcheckError
-from .console import err_console, handle_errors, print_json, progress_callback
+from .console import err_console, handle_errors, print_json, progress_callback, stdout_console
 from .options import JsonOpt, QuietOpt
 
 app = typer.Typer(help="List, fetch and cache the built-in models.", no_args_is_help=True)
@@ -38,7 +38,6 @@ def list_models(json_: JsonOpt = False) -> None:
     if json_:
         print_json(json.dumps({"cache_dir": str(cache_dir()), "models": rows}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"built-in models (cache: {cache_dir()})", title_justify="left")
@@ -47,7 +46,7 @@ def list_models(json_: JsonOpt = False) -> None:
     for r in rows:
         status = "ready" if r["converted"] else ("downloaded" if r["downloaded"] else "not cached")
         table.add_row(r["alias"], r["description"], r["license"], status, _human(r["cache_bytes"]))
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @app.command("pull")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import RepcheckError
-from .console import err_console, handle_errors, print_json, progress_callback, tp_bar
+from .console import err_console, handle_errors, print_json, progress_callback, stdout_console, tp_bar
 from .options import DEFAULT, Device, DeviceOpt, Dtype, DtypeOpt, FigureFormat, JsonOpt, ModelOpt, OutOpt, QuietOpt
 
 
@@ -98,7 +98,6 @@ def probe_command(
 
 
 def _print_table(result) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     n_sent = len(result.sentences)
@@ -120,7 +119,7 @@ def _print_table(result) -> None:
         if n_sent > 1 and lo == lo:
             tp += f" ±{(hi - lo) / 2:.3f}"
         table.add_row(str(r["n"]), tp, tp_bar(r["tp"]), fmt(r["mp"]), fmt(r["ip"]), fmt(r["wr"]), fmt(r["ar"]))
-    console = Console()
+    console = stdout_console()
     console.print(table)
     s = result.summary()
     lock = s["lock_in_copy_mean"]

@@ -1,0 +1,183 @@
+"""`compare`: one model under many decoding settings, side by side.
+
+Generation metrics are computed per continuation, averaged over a prompt's samples, then
+summarized per setting as the mean over prompts with a 95% interval; pooled metrics
+(rep-n, diversity, distinct-n) use all continuations of a setting together. With a probe
+sentence, each setting's logits processors are also applied to the teacher-forced repeated
+sentence, to show how the setting bends the self-reinforcement curve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .builtin import ProgressCallback
+from .decoding import DecodingSetting
+from .generation import SettingRun, encode_prompts, generate
+from .models import LoadedModel
+from .repetition import pooled_metrics
+from .results import SCHEMA_VERSION, ProbeResult, _finite
+from .stats import mean_ci95
+
+#: Per-continuation metrics summarized per setting: (key, lower is better?) — None: no direction.
+SETTING_METRICS: dict[str, bool | None] = {
+    "seq_rep_1": True, "seq_rep_2": True, "seq_rep_3": True, "seq_rep_4": True,
+    "seq_rep_1_words": True, "seq_rep_2_words": True, "seq_rep_3_words": True, "seq_rep_4_words": True,
+    "distinct_1": False, "distinct_2": False, "rep_sen": True, "loop": True, "mean_logprob": False,
+    "n_tokens": None,
+}
+TABLE_METRICS = ("seq_rep_4", "rep_sen", "loop", "distinct_2", "mean_logprob")
+
+
+@dataclass
+class CompareResult:
+    model: dict[str, Any]
+    dtype: str
+    device: str
+    seed: int
+    max_new_tokens: int
+    samples: int
+    batch_size: int
+    prompts: list[str]
+    settings: list[DecodingSetting]
+    runs: dict[str, SettingRun] = field(default_factory=dict)  # by setting name
+    probes: dict[str, ProbeResult | None] = field(default_factory=dict)  # None: not applicable (beam)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def setting_summary(self, name: str) -> dict[str, Any]:
+        run = self.runs[name]
+        by_prompt: dict[int, list] = defaultdict(list)
+        for g in run.generations:
+            by_prompt[g.prompt_index].append(g)
+        metrics = {}
+        for key in SETTING_METRICS:
+            per_prompt = [_nanmean([_value(g, key) for g in gs]) for gs in by_prompt.values()]
+            mean, lo, hi = mean_ci95(per_prompt)
+            metrics[key] = {"mean": mean, "ci95": [lo, hi], "n": sum(not math.isnan(v) for v in per_prompt)}
+        loops = [g for g in run.generations if g.metrics["loop"]]
+        return {
+            "metrics": metrics,
+            "pooled": pooled_metrics([g.token_ids for g in run.generations], [g.text for g in run.generations]),
+            "loop_rate": len(loops) / len(run.generations),
+            "loop_period_median": _median([g.metrics["loop_period"] for g in loops]),
+            "tokens_per_s": run.tokens_per_s,
+            "new_tokens": run.new_tokens,
+            "elapsed_s": run.elapsed_s,
+            "continuations": len(run.generations),
+            "example": run.generations[0].text if run.generations else "",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        settings = []
+        for s in self.settings:
+            entry = s.to_dict()
+            if s.name in self.runs:
+                entry.update(self.setting_summary(s.name))
+            if s.name in self.probes:
+                pr = self.probes[s.name]
+                entry["probe"] = ({"skipped": "beam search has no per-token distribution"} if pr is None else
+                                  {"per_copy": pr.per_copy(), "summary": pr.summary()})
+            settings.append(entry)
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "compare",
+            "repcheck_version": __version__,
+            "model": self.model,
+            "dtype": self.dtype,
+            "device": self.device,
+            "seed": self.seed,
+            "max_new_tokens": self.max_new_tokens,
+            "samples": self.samples,
+            "batch_size": self.batch_size,
+            "prompts": self.prompts,
+            "metric_basis": "token ids; keys ending in _words use whitespace-separated words",
+            "directions": {k: ("lower" if v else "higher") for k, v in SETTING_METRICS.items() if v is not None},
+            "settings": settings,
+            "provenance": self.provenance,
+        }
+        if self.probes:
+            first = next((p for p in self.probes.values() if p is not None), None)
+            if first is not None:
+                doc["probe"] = {"sentences": [s.text for s in first.sentences], "repeats": first.repeats,
+                                "prefix_ids": first.prefix_ids}
+        return _finite(doc)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+
+    def to_frame(self):
+        """One row per setting: the per-setting means and pooled metrics."""
+        import pandas as pd
+
+        rows = []
+        for s in self.settings:
+            if s.name not in self.runs:
+                continue
+            summ = self.setting_summary(s.name)
+            row = {"setting": s.name, "params": json.dumps(s.params)}
+            for k, v in summ["metrics"].items():
+                row[k], row[f"{k}_ci_low"], row[f"{k}_ci_high"] = v["mean"], *v["ci95"]
+            row.update(summ["pooled"])
+            row.update({k: summ[k] for k in ("loop_rate", "tokens_per_s", "new_tokens", "continuations")})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def generations_records(self) -> list[dict[str, Any]]:
+        return [_finite(g.to_dict()) for run in self.runs.values() for g in run.generations]
+
+
+def run_compare(model: LoadedModel, settings: Sequence[DecodingSetting], prompts: Sequence[str] = (), *,
+                max_new_tokens: int = 64, samples: int = 1, seed: int = 0, batch_size: int = 16,
+                probe_sentences: Sequence[str] = (), repeats: int = 10,
+                progress: ProgressCallback | None = None) -> CompareResult:
+    """Generate from ``prompts`` under every setting and/or probe ``probe_sentences`` under it."""
+    import platform
+
+    import torch
+    import transformers
+
+    from . import __version__
+    from .probing import probe
+
+    if prompts:
+        encode_prompts(model, prompts, max_new_tokens)  # validate everything before the first setting runs
+    result = CompareResult(model=model.info(), dtype=model.dtype, device=model.device, seed=seed,
+                           max_new_tokens=max_new_tokens, samples=samples, batch_size=batch_size,
+                           prompts=list(prompts), settings=list(settings))
+    for s in settings:
+        if prompts:
+            result.runs[s.name] = generate(model, prompts, s, max_new_tokens=max_new_tokens, samples=samples,
+                                           seed=seed, batch_size=batch_size, progress=progress)
+        if probe_sentences:
+            if progress:
+                progress(f"probing under {s.name}", 0, 0)
+            result.probes[s.name] = None if s.is_beam else probe(model, list(probe_sentences), repeats=repeats,
+                                                                 batch_size=batch_size, decoding=s)
+    result.provenance = {"repcheck_version": __version__, "torch_version": torch.__version__,
+                         "transformers_version": transformers.__version__,
+                         "python_version": platform.python_version()}
+    return result
+
+
+def _value(g, key: str) -> float:
+    v = g.mean_logprob if key == "mean_logprob" else g.metrics[key]
+    return math.nan if v is None else float(v)
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _median(values: list) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
