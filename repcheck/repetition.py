@@ -30,12 +30,8 @@ def seq_rep_n(tokens: Sequence[Hashable], n: int) -> float:
 
 def pooled_rep_n(continuations: Sequence[Sequence[Hashable]], n: int) -> float:
     """rep-n over all continuations together: 1 - |unique n-grams| / |n-grams| (SimCTG)."""
-    unique, total = 0, 0
-    for tokens in continuations:
-        grams = ngrams(tokens, n)
-        unique += len(set(grams))
-        total += len(grams)
-    return 1.0 - unique / total if total else math.nan
+    grams = [g for tokens in continuations for g in ngrams(tokens, n)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else math.nan
 
 
 def diversity(continuations: Sequence[Sequence[Hashable]]) -> float:

@@ -1,0 +1,59 @@
+"""Each logits processor against hand-computed numbers."""
+
+import pytest
+import torch
+
+from repcheck.processors import DRYProcessor, PresenceFrequencyPenaltyProcessor, WindowedRepetitionPenaltyProcessor
+
+
+def test_presence_frequency_counts_generated_tokens_only():
+    # prompt = [1, 2] (2 tokens); generated = [3, 3, 1]
+    ids = torch.tensor([[1, 2, 3, 3, 1]])
+    scores = torch.zeros(1, 5)
+    out = PresenceFrequencyPenaltyProcessor(presence_penalty=0.5, frequency_penalty=0.25, prompt_length=2)(ids, scores)
+    # token 3: count 2 -> 0.25*2 + 0.5 = 1.0 ; token 1: count 1 -> 0.25 + 0.5 = 0.75 ; token 2 only in prompt -> 0
+    assert out[0].tolist() == pytest.approx([0.0, -0.75, 0.0, -1.0, 0.0])
+
+
+def test_presence_frequency_window_and_empty_generation():
+    ids = torch.tensor([[1, 3, 3, 4]])
+    out = PresenceFrequencyPenaltyProcessor(0.0, 1.0, prompt_length=1, last_n=2)(ids, torch.zeros(1, 5))
+    assert out[0].tolist() == pytest.approx([0, 0, 0, -1.0, -1.0])  # window [3, 4]
+    same = PresenceFrequencyPenaltyProcessor(1.0, 1.0, prompt_length=4)(ids, torch.ones(1, 5))
+    assert same[0].tolist() == [1.0] * 5
+
+
+def test_windowed_repetition_penalty():
+    ids = torch.tensor([[0, 1, 2]])
+    scores = torch.tensor([[2.0, -2.0, 4.0, 1.0]])
+    out = WindowedRepetitionPenaltyProcessor(2.0, last_n=2)(ids, scores)
+    # window = tokens 1, 2: negative logit multiplied, positive divided; token 0 is outside the window
+    assert out[0].tolist() == pytest.approx([2.0, -4.0, 2.0, 1.0])
+
+
+def test_dry_penalty_by_hand():
+    # Sequence: A B C D A B C  (A=1 B=2 C=3 D=4). The suffix "A B C" occurred before, followed by D:
+    # candidate D would extend a repeated suffix of length 3.
+    ids = [1, 2, 3, 4, 1, 2, 3]
+    dry = DRYProcessor(multiplier=0.8, base=1.75, allowed_length=2, breaker_ids=[])
+    assert dry.match_lengths(ids) == {4: 3}
+    out = dry(torch.tensor([ids]), torch.zeros(1, 6))
+    assert out[0, 4].item() == pytest.approx(-0.8 * 1.75 ** (3 - 2))
+    assert out[0, [0, 1, 2, 3, 5]].tolist() == [0.0] * 5
+
+
+def test_dry_allowed_length_and_breakers():
+    ids = [1, 2, 4, 1, 2]  # suffix "1 2" repeated (length 2), candidate 4
+    assert DRYProcessor(1.0, 2.0, 3, [])(torch.tensor([ids]), torch.zeros(1, 5))[0, 4] == 0  # 2 < allowed 3
+    assert DRYProcessor(1.0, 2.0, 2, [])(torch.tensor([ids]), torch.zeros(1, 5))[0, 4] == pytest.approx(-1.0)
+    # a breaker inside the earlier occurrence stops the match: 9 breaks "9 2" so only length 1 remains
+    broken = [9, 2, 4, 1, 2]
+    assert DRYProcessor(1.0, 2.0, 1, [9]).match_lengths(broken) == {4: 1}
+    # the last token being a breaker disables DRY for this step
+    assert DRYProcessor(1.0, 2.0, 1, [2]).match_lengths(ids) == {}
+
+
+def test_dry_window():
+    ids = [1, 2, 3, 9, 9, 9, 1, 2]
+    assert DRYProcessor(1.0, 2.0, 2, []).match_lengths(ids) == {3: 2}
+    assert DRYProcessor(1.0, 2.0, 2, [], penalty_last_n=4).match_lengths(ids[-4:]) == {}
