@@ -20,7 +20,7 @@ from .decoding import DecodingSetting
 from .generation import SettingRun, encode_prompts, generate
 from .models import LoadedModel
 from .repetition import pooled_metrics
-from .results import SCHEMA_VERSION, ProbeResult, _finite
+from .results import SCHEMA_VERSION, ProbeResult, json_safe
 from .stats import mean_ci95
 
 #: Per-continuation metrics summarized per setting: (key, lower is better?) — None: no direction.
@@ -48,14 +48,18 @@ class CompareResult:
     probes: dict[str, ProbeResult | None] = field(default_factory=dict)  # None: not applicable (beam)
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    def per_prompt(self, name: str, key: str) -> list[float]:
+        """One value per prompt: the metric averaged over that prompt's samples."""
+        by_prompt: dict[int, list] = defaultdict(list)
+        for g in self.runs[name].generations:
+            by_prompt[g.prompt_index].append(_value(g, key))
+        return [_nanmean(v) for _, v in sorted(by_prompt.items())]
+
     def setting_summary(self, name: str) -> dict[str, Any]:
         run = self.runs[name]
-        by_prompt: dict[int, list] = defaultdict(list)
-        for g in run.generations:
-            by_prompt[g.prompt_index].append(g)
         metrics = {}
         for key in SETTING_METRICS:
-            per_prompt = [_nanmean([_value(g, key) for g in gs]) for gs in by_prompt.values()]
+            per_prompt = self.per_prompt(name, key)
             mean, lo, hi = mean_ci95(per_prompt)
             metrics[key] = {"mean": mean, "ci95": [lo, hi], "n": sum(not math.isnan(v) for v in per_prompt)}
         loops = [g for g in run.generations if g.metrics["loop"]]
@@ -106,7 +110,7 @@ class CompareResult:
             if first is not None:
                 doc["probe"] = {"sentences": [s.text for s in first.sentences], "repeats": first.repeats,
                                 "prefix_ids": first.prefix_ids}
-        return _finite(doc)
+        return json_safe(doc)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
@@ -129,7 +133,7 @@ class CompareResult:
         return pd.DataFrame(rows)
 
     def generations_records(self) -> list[dict[str, Any]]:
-        return [_finite(g.to_dict()) for run in self.runs.values() for g in run.generations]
+        return [json_safe(g.to_dict()) for run in self.runs.values() for g in run.generations]
 
 
 def run_compare(model: LoadedModel, settings: Sequence[DecodingSetting], prompts: Sequence[str] = (), *,

@@ -100,3 +100,43 @@ def write_compare_outputs(result, out_dir: str | Path, fmt: str = "png") -> list
             plot_compare_curves(doc, tmp / f"curves.{fmt}")
 
     return _publish(Path(out_dir), write)
+
+
+def write_diff_outputs(result, out_dir: str | Path, fmt: str = "png") -> list[Path]:
+    """summary.json, per_copy.csv, deltas.csv, curves.<fmt> and bars.<fmt> into exactly ``out_dir``."""
+    from .plots import plot_diff_bars, plot_diff_curves
+
+    _check_format(fmt)
+    doc = result.to_dict()
+
+    def write(tmp: Path) -> None:
+        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
+        result.to_frame().to_csv(tmp / "per_copy.csv", index=False)
+        result.delta_frame().to_csv(tmp / "deltas.csv", index=False)
+        plot_diff_curves(doc, tmp / f"curves.{fmt}")
+        plot_diff_bars(doc, tmp / f"bars.{fmt}")
+
+    return _publish(Path(out_dir), write)
+
+
+def check_writable_file(path: str | Path, option: str) -> Path:
+    """Refuse an output file we could not write, before any work is done."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise RepcheckError(f"{option} {path} is a directory, not a file")
+    check_writable_dir(path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise RepcheckError(f"{option} {path} is not writable")
+    return path
+
+
+def write_text_file(path: str | Path, text: str) -> None:
+    """Atomically write one output file, creating its folder."""
+    from .atomic import atomic_write_text
+
+    path = Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    except OSError as err:
+        raise RepcheckError(f"cannot write {path}: {err.strerror or err}") from None

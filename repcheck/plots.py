@@ -56,8 +56,21 @@ def plot_bars(doc: dict[str, Any], path: str | Path, position: int | None = None
         what = f"Self-reinforcement of token {position} {s['tokens'][position].strip()!r}"
     width = max(6.4, min(24, 0.45 * K + 2))
     fig, ax = plt.subplots(figsize=(width, 4.8), dpi=120)
+    _draw_bars(ax, red, blue, labels)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, ncol=2)
+    ax.set_title(_title(doc, what), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _draw_bars(ax, red: list[float], blue: list[float], labels: list[str] | None = None) -> None:
+    """Red P(repeated token) and blue max-P bars per copy on ``ax``; optional argmax labels."""
+    K = len(red)
+    ns = list(range(K))
     ax.bar([n - 0.2 for n in ns], red, width=0.4, color=RED, label="P(repeated token)")
-    ax.bar([n + 0.2 for n in ns], blue, width=0.4, color=BLUE, label="max next-token P" + (" (label: argmax token)" if labels is not None else ""))
+    ax.bar([n + 0.2 for n in ns], blue, width=0.4, color=BLUE,
+           label="max next-token P" + (" (label: argmax token)" if labels is not None else ""))
     if labels is not None and K <= 30:
         for n, (b, lab) in enumerate(zip(blue, labels)):
             ax.text(n + 0.2, b + 0.01, repr(lab.strip() or lab)[1:-1], ha="center", va="bottom", fontsize=7,
@@ -68,11 +81,60 @@ def plot_bars(doc: dict[str, Any], path: str | Path, position: int | None = None
     ax.set_ylabel("probability")
     ax.set_xticks(ns if K <= 30 else ns[:: max(1, K // 20)])
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, ncol=2)
-    ax.set_title(_title(doc, what), fontsize=10)
+
+
+def plot_diff_bars(doc: dict[str, Any], path: str | Path) -> None:
+    """The paper's red/blue bars (mean over positions and sentences), one panel per model."""
+    plt = _pyplot()
+    runs = doc["runs"]
+    K = doc["repeats"]
+    fig, axes = plt.subplots(len(runs), 1, figsize=(max(6.4, min(24, 0.45 * K + 2)), 2.8 * len(runs) + 0.8),
+                             dpi=120, sharex=True, squeeze=False)
+    for ax, model, run in zip(axes[:, 0], doc["models"], runs):
+        _draw_bars(ax, [r["tp"] for r in run["per_copy"]], [r["mp"] for r in run["per_copy"]])
+        ax.set_title(model["label"], fontsize=9, loc="left")
+        if ax is not axes[-1, 0]:
+            ax.set_xlabel("")
+    axes[-1, 0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, ncol=2)
+    fig.suptitle(f"Self-reinforcement by checkpoint, {_subject(doc['sentences'])}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_diff_curves(doc: dict[str, Any], path: str | Path) -> None:
+    """TP (solid, with 95% band) and MP (dashed) per copy for every model, overlaid."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(7.6, 4.8), dpi=120)
+    cmap = plt.get_cmap("tab10")
+    for i, (model, run) in enumerate(zip(doc["models"], doc["runs"])):
+        rows = run["per_copy"]
+        ns = [r["n"] for r in rows]
+        color = cmap(i % 10)
+        ax.plot(ns, [r["tp"] for r in rows], marker="o", ms=3, color=color, label=f"{model['label']}: TP")
+        ax.plot(ns, [r["mp"] for r in rows], ls="--", color=color, alpha=0.6, label=f"{model['label']}: MP")
+        lo = [r["ci95"]["tp"][0] for r in rows]
+        if len(doc["sentences"]) > 1 and all(v is not None for v in lo):
+            ax.fill_between(ns, [max(0, v) for v in lo], [min(1, r["ci95"]["tp"][1]) for r in rows], color=color,
+                            alpha=0.12, linewidth=0)
+    ax.set_ylim(0, 1.05)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("copy n (the sentence already appears n times in the context)")
+    ax.set_ylabel("probability")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_title(f"TP and MP by checkpoint, {_subject(doc['sentences'])}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _subject(sentences: list[str]) -> str:
+    if len(sentences) == 1:
+        return f"“{textwrap.shorten(sentences[0], 60, placeholder='…')}”"
+    return f"mean of {len(sentences)} sentences"
 
 
 def plot_curve(doc: dict[str, Any], path: str | Path) -> None:

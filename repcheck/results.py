@@ -159,7 +159,7 @@ class ProbeResult:
             "summary": self.summary(),
             "sentences": [s.to_dict() for s in self.sentences],
         }
-        return _finite(doc)
+        return json_safe(doc)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
@@ -174,16 +174,16 @@ class ProbeResult:
                    settings=d.get("settings", {}), provenance=d.get("provenance", {}))
 
 
-def _finite(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON has no NaN: write undefined values (IP and WR at n = 0, ...) as null."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
-        return _finite(obj.item())
+        return json_safe(obj.item())
     return obj
 
 

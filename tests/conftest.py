@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tiny_models import build_tiny_bert, build_tiny_causal  # noqa: E402
+from tiny_models import build_tiny_bert, build_tiny_causal, finetune_on_repeated_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The built-in model is fetched once into this cache and reused across runs (gitignored).
@@ -40,6 +40,12 @@ def tiny_gpt2(tmp_path_factory) -> Path:
 def tiny_llama(tmp_path_factory) -> Path:
     """A seeded 2-layer Llama (with BOS) saved with save_pretrained."""
     return build_tiny_causal(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_repeated(tiny_llama, tmp_path_factory) -> Path:
+    """The tiny Llama after a few steps of fine-tuning on heavily repeated text: a real regression."""
+    return finetune_on_repeated_text(tiny_llama, tmp_path_factory.mktemp("tiny-llama-repeated"))
 
 
 @pytest.fixture(scope="session")

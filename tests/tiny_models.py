@@ -63,3 +63,28 @@ def build_tiny_bert(path: Path) -> Path:
     BertForMaskedLM(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def finetune_on_repeated_text(src: Path, dst: Path, steps: int = 40, lr: float = 3e-3) -> Path:
+    """Checkpoint B: checkpoint A fine-tuned for a few steps on heavily repeated sentences."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForCausalLM.from_pretrained(src)
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    batch = [[start] + tok(s, add_special_tokens=False)["input_ids"] * 6 for s in CORPUS[:4]]
+    width = min(len(b) for b in batch)
+    ids = torch.tensor([b[:width] for b in batch])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    model.save_pretrained(dst)
+    tok.save_pretrained(dst)
+    return dst

@@ -1,6 +1,6 @@
 """The `repcheck` command: a thin shell over the library.
 
-Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error.
+Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error, 3 regression (check).
 """
 
 from __future__ import annotations
@@ -10,18 +10,23 @@ import typer
 from .. import __version__
 from . import models_cmd
 from .compare_cmd import compare_command
+from .diff_cmd import diff_command
+from .gate_cmd import baseline_app, check_command
 from .probe_cmd import probe_command
 
 app = typer.Typer(
     name="repcheck",
     help="Measure why and how much a causal language model repeats itself.\n\n"
-         "Exit codes: 0 success, 2 bad input, 1 internal error.",
+         "Exit codes: 0 success, 2 bad input, 1 internal error; `check` exits 3 on a regression.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 app.command("probe", no_args_is_help=False)(probe_command)
 app.command("compare")(compare_command)
+app.add_typer(baseline_app, name="baseline")
+app.command("check")(check_command)
+app.command("diff")(diff_command)
 app.add_typer(models_cmd.app, name="models")
 
 

@@ -1,0 +1,147 @@
+"""`repcheck baseline init|create` and `repcheck check`: the CI regression gate.
+
+Exit codes of `check`: 0 pass, 3 regression, 2 bad input, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import RepcheckError
+from .console import err_console, handle_errors, print_json, progress_callback, stdout_console
+from .options import DEFAULT, Device, DeviceOpt, Dtype, JsonOpt, ModelOpt, QuietOpt
+
+baseline_app = typer.Typer(help="Write a suite, or measure a model into a baseline for `repcheck check`.",
+                           no_args_is_help=True)
+SuiteOpt = Annotated[Optional[Path], typer.Option(
+    "--suite", help="Suite TOML (see `repcheck baseline init`); default: the built-in default suite.")]
+
+
+@baseline_app.command("init")
+@handle_errors
+def init(output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the suite.")] = Path("repcheck-suite.toml"),
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write a commented default suite."""
+    from ..outputs import check_writable_file, write_text_file
+    from ..suite import DEFAULT_SUITE_TOML
+
+    check_writable_file(output, "--output")
+    if output.exists() and not force:
+        raise RepcheckError(f"{output} exists; pass --force to overwrite it")
+    write_text_file(output, DEFAULT_SUITE_TOML)
+    err_console.print(f"wrote {output}; edit it, then run `repcheck baseline create --suite {output} -o baseline.json`",
+                      soft_wrap=True)
+
+
+@baseline_app.command("create")
+@handle_errors
+def create(model: ModelOpt = DEFAULT,
+           suite: SuiteOpt = None,
+           output: Annotated[Path, typer.Option("--output", "-o", help="Baseline JSON to write.")] = Path("baseline.json"),
+           device: DeviceOpt = Device.auto,
+           json_: JsonOpt = False,
+           quiet: QuietOpt = False) -> None:
+    """Run the suite on a model and write a baseline: every metric with its bootstrap standard error."""
+    import json
+
+    from ..gate import create_baseline
+    from ..models import load_model
+    from ..outputs import check_writable_file, write_text_file
+    from ..suite import Suite, load_suite
+
+    the_suite = load_suite(suite) if suite is not None else Suite()
+    check_writable_file(output, "--output")
+    with progress_callback(not (json_ or quiet)) as cb:
+        lm = load_model(model, dtype=the_suite.dtype, device=device.value, progress=cb)
+        doc = create_baseline(lm, the_suite, cb)
+    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+    write_text_file(output, text + "\n")
+    if json_:
+        print_json(text)
+    elif not quiet:
+        err_console.print(f"wrote {output}: {len(doc['metrics'])} metrics of {model} ({lm.dtype}, {lm.device})",
+                          soft_wrap=True)
+
+
+@handle_errors
+def check_command(
+    model: ModelOpt = DEFAULT,
+    baseline: Annotated[Path, typer.Option("--baseline", help="Baseline JSON from `repcheck baseline create`.")] = Path("baseline.json"),
+    suite: Annotated[Optional[Path], typer.Option(
+        "--suite", help="Optional: must match the baseline's own suite (which is what runs).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(
+        "--markdown", help="Write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")] = None,
+    junit: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML, one testcase per metric.")] = None,
+    allow_env_change: Annotated[bool, typer.Option(
+        "--allow-env-change", help="Check even if the dtype or suite differs from the baseline's (warns).")] = False,
+    dtype: Annotated[Optional[Dtype], typer.Option(
+        "--dtype", help="Override the suite's dtype (an environment change: needs --allow-env-change).")] = None,
+    device: DeviceOpt = Device.auto,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure a model with a baseline's suite and fail on any regression beyond tolerance.
+
+    Exit codes: 0 pass, 3 regression (every regressed metric is reported), 2 bad input (missing or corrupt baseline, unreadable schema version, suite or dtype mismatch), 1 internal error.
+    """
+    from ..gate import check, load_baseline, preflight
+    from ..models import load_model
+    from ..outputs import check_writable_file, write_text_file
+    from ..suite import load_suite
+
+    doc, base_suite = load_baseline(baseline)
+    given = load_suite(suite) if suite is not None else None
+    warnings = preflight(doc, base_suite, given, allow_env_change)
+    for path, option in ((report, "--report"), (markdown, "--markdown"), (junit, "--junit")):
+        if path is not None:
+            check_writable_file(path, option)
+    with progress_callback(not (json_ or quiet)) as cb:
+        lm = load_model(model, dtype=dtype.value if dtype else base_suite.dtype, device=device.value, progress=cb)
+        result = check(lm, doc, base_suite, baseline_path=str(baseline), allow_env_change=allow_env_change,
+                       warnings=warnings, progress=cb)
+    if report is not None:
+        write_text_file(report, result.to_json() + "\n")
+    md = result.to_markdown()
+    if markdown is not None:
+        write_text_file(markdown, md)
+    if junit is not None:
+        write_text_file(junit, result.to_junit())
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(md + "\n")
+        except OSError as err:
+            err_console.print(f"warning: could not append to $GITHUB_STEP_SUMMARY: {err}", soft_wrap=True)
+    if json_:
+        print_json(result.to_json())
+    else:
+        _print(result, quiet)
+    raise typer.Exit(result.exit_code)
+
+
+def _print(result, quiet: bool) -> None:
+    from rich.table import Table
+
+    from ..gate import _fmt
+
+    console = stdout_console()
+    for w in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    if not quiet:
+        table = Table(title_justify="left", title=f"{result.model.get('spec')} vs baseline {result.baseline_path}")
+        for col in ("metric", "better", "baseline", "current", "delta", "tolerance", "status"):
+            table.add_column(col, justify="left" if col in ("metric", "better", "status") else "right")
+        style = {"regressed": "bold red", "improved": "green", "pass": "", "reported": "dim"}
+        for m in result.metrics:
+            table.add_row(m.name, m.direction or "–", _fmt(m.baseline), _fmt(m.current), _fmt(m.delta, signed=True),
+                          f"{_fmt(m.tolerance)} ({m.tolerance_source})", f"[{style[m.status]}]{m.status}[/]"
+                          if style[m.status] else m.status)
+        console.print(table)
+    color = "bold red" if result.verdict == "regressed" else "bold green"
+    console.print(f"[{color}]{result.headline()}[/]", highlight=False, soft_wrap=True)
