@@ -33,8 +33,10 @@ def main() -> None:
     model = load_model(dtype=args.dtype, device="cpu")
     prompts = read_sentences(ROOT / "sample_prompts" / "open_ended.txt")[: args.prompts]
     setting = parse_setting(args.setting)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(prompts)} prompts x "
-          f"{args.max_new_tokens} new tokens, setting {setting.name}, {args.dtype}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(prompts)} prompts x "
+        f"{args.max_new_tokens} new tokens, setting {setting.name}, {args.dtype}"
+    )
     generate(model, prompts[:2], setting, max_new_tokens=8, batch_size=2)  # warm up
     results = {}
     for label, bs in (("batched", len(prompts)), ("one at a time", 1)):
@@ -42,8 +44,10 @@ def main() -> None:
         run = generate(model, prompts, setting, max_new_tokens=args.max_new_tokens, batch_size=bs)
         wall = time.perf_counter() - start
         results[label] = run.new_tokens / run.elapsed_s
-        print(f"{label:14s}: {run.new_tokens} new tokens in {run.elapsed_s:.1f} s of generate "
-              f"({wall:.1f} s with scoring): {results[label]:.1f} tokens/s")
+        print(
+            f"{label:14s}: {run.new_tokens} new tokens in {run.elapsed_s:.1f} s of generate "
+            f"({wall:.1f} s with scoring): {results[label]:.1f} tokens/s"
+        )
     print(f"batched / one at a time: {results['batched'] / results['one at a time']:.2f}x")
 
 

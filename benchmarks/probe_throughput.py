@@ -69,15 +69,16 @@ def main() -> None:
 
     # First, while this process is small: a child's peak RSS counts its parent's at fork.
     e2e, peak_mb = end_to_end()
-    print(f"warm end-to-end `repcheck probe \"...\"`: {e2e:.2f} s, peak memory {peak_mb:.0f} MB")
+    print(f'warm end-to-end `repcheck probe "..."`: {e2e:.2f} s, peak memory {peak_mb:.0f} MB')
 
     import torch
 
     from repcheck import load_model, read_sentences
 
     sentences = read_sentences(ROOT / "sample_prompts" / "wiki_en.txt")[: args.sentences]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{len(sentences)} sentences x K={args.repeats}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(sentences)} sentences x K={args.repeats}"
+    )
     load_model()  # make sure the model is fetched and converted before timing anything
     start = time.perf_counter()
     model32 = load_model(dtype="float32", device="cpu")
@@ -100,10 +101,11 @@ def main() -> None:
         many = probe_tokens_per_s(model, sentences, args.repeats, 16, args.rounds)
         for bs, tps in ((1, one), (16, many)):
             achieved = 2 * n_params * tps / 1e9
-            print(f"{dtype:9s} batch {bs:2d}: {tps:8.0f} tokens/s, {achieved:7.1f} GFLOP/s = "
-                  f"{achieved / peak:6.1%} of the {peak:.0f} GFLOP/s matmul peak")
+            print(
+                f"{dtype:9s} batch {bs:2d}: {tps:8.0f} tokens/s, {achieved:7.1f} GFLOP/s = "
+                f"{achieved / peak:6.1%} of the {peak:.0f} GFLOP/s matmul peak"
+            )
         print(f"{dtype:9s} batched/unbatched: {many / one:.2f}x")
-
 
 
 if __name__ == "__main__":

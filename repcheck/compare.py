@@ -25,9 +25,19 @@ from .stats import mean_ci95
 
 #: Per-continuation metrics summarized per setting: (key, lower is better?) — None: no direction.
 SETTING_METRICS: dict[str, bool | None] = {
-    "seq_rep_1": True, "seq_rep_2": True, "seq_rep_3": True, "seq_rep_4": True,
-    "seq_rep_1_words": True, "seq_rep_2_words": True, "seq_rep_3_words": True, "seq_rep_4_words": True,
-    "distinct_1": False, "distinct_2": False, "rep_sen": True, "loop": True, "mean_logprob": False,
+    "seq_rep_1": True,
+    "seq_rep_2": True,
+    "seq_rep_3": True,
+    "seq_rep_4": True,
+    "seq_rep_1_words": True,
+    "seq_rep_2_words": True,
+    "seq_rep_3_words": True,
+    "seq_rep_4_words": True,
+    "distinct_1": False,
+    "distinct_2": False,
+    "rep_sen": True,
+    "loop": True,
+    "mean_logprob": False,
     "n_tokens": None,
 }
 TABLE_METRICS = ("seq_rep_4", "rep_sen", "loop", "distinct_2", "mean_logprob")
@@ -85,8 +95,11 @@ class CompareResult:
                 entry.update(self.setting_summary(s.name))
             if s.name in self.probes:
                 pr = self.probes[s.name]
-                entry["probe"] = ({"skipped": "beam search has no per-token distribution"} if pr is None else
-                                  {"per_copy": pr.per_copy(), "summary": pr.summary()})
+                entry["probe"] = (
+                    {"skipped": "beam search has no per-token distribution"}
+                    if pr is None
+                    else {"per_copy": pr.per_copy(), "summary": pr.summary()}
+                )
             settings.append(entry)
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -108,8 +121,11 @@ class CompareResult:
         if self.probes:
             first = next((p for p in self.probes.values() if p is not None), None)
             if first is not None:
-                doc["probe"] = {"sentences": [s.text for s in first.sentences], "repeats": first.repeats,
-                                "prefix_ids": first.prefix_ids}
+                doc["probe"] = {
+                    "sentences": [s.text for s in first.sentences],
+                    "repeats": first.repeats,
+                    "prefix_ids": first.prefix_ids,
+                }
         return json_safe(doc)
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -136,10 +152,19 @@ class CompareResult:
         return [json_safe(g.to_dict()) for run in self.runs.values() for g in run.generations]
 
 
-def run_compare(model: LoadedModel, settings: Sequence[DecodingSetting], prompts: Sequence[str] = (), *,
-                max_new_tokens: int = 64, samples: int = 1, seed: int = 0, batch_size: int = 16,
-                probe_sentences: Sequence[str] = (), repeats: int = 10,
-                progress: ProgressCallback | None = None) -> CompareResult:
+def run_compare(
+    model: LoadedModel,
+    settings: Sequence[DecodingSetting],
+    prompts: Sequence[str] = (),
+    *,
+    max_new_tokens: int = 64,
+    samples: int = 1,
+    seed: int = 0,
+    batch_size: int = 16,
+    probe_sentences: Sequence[str] = (),
+    repeats: int = 10,
+    progress: ProgressCallback | None = None,
+) -> CompareResult:
     """Generate from ``prompts`` under every setting and/or probe ``probe_sentences`` under it."""
     import platform
 
@@ -151,21 +176,43 @@ def run_compare(model: LoadedModel, settings: Sequence[DecodingSetting], prompts
 
     if prompts:
         encode_prompts(model, prompts, max_new_tokens)  # validate everything before the first setting runs
-    result = CompareResult(model=model.info(), dtype=model.dtype, device=model.device, seed=seed,
-                           max_new_tokens=max_new_tokens, samples=samples, batch_size=batch_size,
-                           prompts=list(prompts), settings=list(settings))
+    result = CompareResult(
+        model=model.info(),
+        dtype=model.dtype,
+        device=model.device,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        samples=samples,
+        batch_size=batch_size,
+        prompts=list(prompts),
+        settings=list(settings),
+    )
     for s in settings:
         if prompts:
-            result.runs[s.name] = generate(model, prompts, s, max_new_tokens=max_new_tokens, samples=samples,
-                                           seed=seed, batch_size=batch_size, progress=progress)
+            result.runs[s.name] = generate(
+                model,
+                prompts,
+                s,
+                max_new_tokens=max_new_tokens,
+                samples=samples,
+                seed=seed,
+                batch_size=batch_size,
+                progress=progress,
+            )
         if probe_sentences:
             if progress:
                 progress(f"probing under {s.name}", 0, 0)
-            result.probes[s.name] = None if s.is_beam else probe(model, list(probe_sentences), repeats=repeats,
-                                                                 batch_size=batch_size, decoding=s)
-    result.provenance = {"repcheck_version": __version__, "torch_version": torch.__version__,
-                         "transformers_version": transformers.__version__,
-                         "python_version": platform.python_version()}
+            result.probes[s.name] = (
+                None
+                if s.is_beam
+                else probe(model, list(probe_sentences), repeats=repeats, batch_size=batch_size, decoding=s)
+            )
+    result.provenance = {
+        "repcheck_version": __version__,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "python_version": platform.python_version(),
+    }
     return result
 
 

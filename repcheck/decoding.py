@@ -24,7 +24,7 @@ def _float(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RepcheckError(f"{key} must be a number, not {value!r}")
         v = float(value)
-        bad = (math.isnan(v) or v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi))
+        bad = math.isnan(v) or v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi)
         if bad:
             left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
             raise RepcheckError(f"{key}={value} is out of range {left}{lo}, {hi}{right}")
@@ -99,34 +99,62 @@ class DecodingSetting:
         return self.num_beams > 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "params": dict(self.params), "do_sample": self.do_sample,
-                "num_beams": self.num_beams}
+        return {
+            "name": self.name,
+            "params": dict(self.params),
+            "do_sample": self.do_sample,
+            "num_beams": self.num_beams,
+        }
 
     def logits_processors(self, tokenizer, prompt_length: int):
         """All processors of this setting, in transformers' order: penalties and bans first,
         then repcheck's custom processors, then temperature and the truncation warpers."""
-        from transformers import (LogitsProcessorList, MinPLogitsWarper, NoRepeatNGramLogitsProcessor,
-                                  RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
-                                  TopPLogitsWarper, TypicalLogitsWarper)
+        from transformers import (
+            LogitsProcessorList,
+            MinPLogitsWarper,
+            NoRepeatNGramLogitsProcessor,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+            TypicalLogitsWarper,
+        )
 
-        from .processors import (DRYProcessor, PresenceFrequencyPenaltyProcessor,
-                                 WindowedRepetitionPenaltyProcessor, breaker_token_ids)
+        from .processors import (
+            DRYProcessor,
+            PresenceFrequencyPenaltyProcessor,
+            WindowedRepetitionPenaltyProcessor,
+            breaker_token_ids,
+        )
 
         p = self.params
         out = LogitsProcessorList()
         last_n = p.get("penalty_last_n")
         if "repetition_penalty" in p:
-            out.append(WindowedRepetitionPenaltyProcessor(p["repetition_penalty"], last_n) if last_n
-                       else RepetitionPenaltyLogitsProcessor(p["repetition_penalty"]))
+            out.append(
+                WindowedRepetitionPenaltyProcessor(p["repetition_penalty"], last_n)
+                if last_n
+                else RepetitionPenaltyLogitsProcessor(p["repetition_penalty"])
+            )
         if "no_repeat_ngram_size" in p:
             out.append(NoRepeatNGramLogitsProcessor(p["no_repeat_ngram_size"]))
         if "presence_penalty" in p or "frequency_penalty" in p:
-            out.append(PresenceFrequencyPenaltyProcessor(p.get("presence_penalty", 0.0), p.get("frequency_penalty", 0.0),
-                                                         prompt_length, last_n))
+            out.append(
+                PresenceFrequencyPenaltyProcessor(
+                    p.get("presence_penalty", 0.0), p.get("frequency_penalty", 0.0), prompt_length, last_n
+                )
+            )
         if p.get("dry_multiplier", 0) > 0:
             breakers = breaker_token_ids(tokenizer, p.get("dry_sequence_breakers", DEFAULT_DRY_BREAKERS))
-            out.append(DRYProcessor(p["dry_multiplier"], p.get("dry_base", 1.75), p.get("dry_allowed_length", 2),
-                                    breakers, p.get("dry_penalty_last_n", 0)))
+            out.append(
+                DRYProcessor(
+                    p["dry_multiplier"],
+                    p.get("dry_base", 1.75),
+                    p.get("dry_allowed_length", 2),
+                    breakers,
+                    p.get("dry_penalty_last_n", 0),
+                )
+            )
         if self.do_sample:
             if p.get("temperature", 1.0) != 1.0:
                 out.append(TemperatureLogitsWarper(p["temperature"]))
@@ -157,8 +185,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 #: `--preset NAME`: documented selections of presets.
 PRESET_GROUPS: dict[str, list[str]] = {
-    "standard": ["greedy", "beam", "top_p", "temperature", "repetition_penalty", "no_repeat_ngram",
-                 "presence_penalty", "frequency_penalty", "dry"],
+    "standard": [
+        "greedy",
+        "beam",
+        "top_p",
+        "temperature",
+        "repetition_penalty",
+        "no_repeat_ngram",
+        "presence_penalty",
+        "frequency_penalty",
+        "dry",
+    ],
     "sampling": ["greedy", "top_k", "top_p", "temperature", "typical", "min_p"],
     "penalties": ["greedy", "repetition_penalty", "no_repeat_ngram", "presence_penalty", "frequency_penalty", "dry"],
     "all": list(PRESETS),
@@ -241,21 +278,15 @@ def _parse_value(raw: str) -> Any:
         try:
             return json.loads(raw)
         except ValueError:
-            raise RepcheckError(f"malformed list value {raw}: use JSON, e.g. [\"\\n\", \":\"]") from None
+            raise RepcheckError(f'malformed list value {raw}: use JSON, e.g. ["\\n", ":"]') from None
     return raw  # validators reject strings where numbers are expected
 
 
 def load_settings_file(path: str | Path) -> list[DecodingSetting]:
     """A TOML file of ``[settings.NAME]`` tables; ``preset = "..."`` starts from a preset."""
-    import tomllib
+    from .tomlfile import read_toml
 
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise RepcheckError(f"cannot read settings file {path}: {err.strerror or err}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise RepcheckError(f"{path} is not valid TOML: {err}") from None
+    doc = read_toml(path, "settings file")
     table = doc.get("settings")
     if not isinstance(table, dict) or not table:
         raise RepcheckError(f"{path}: expected one or more [settings.NAME] tables")
@@ -273,14 +304,17 @@ def load_settings_file(path: str | Path) -> list[DecodingSetting]:
     return out
 
 
-def resolve_settings(settings: list[str] = (), preset: str | None = None,
-                     settings_file: str | Path | None = None) -> list[DecodingSetting]:
+def resolve_settings(
+    settings: list[str] = (), preset: str | None = None, settings_file: str | Path | None = None
+) -> list[DecodingSetting]:
     """Everything the user asked for, in order, without duplicate names; greedy if nothing."""
     out: list[DecodingSetting] = []
     if preset is not None:
         if preset not in PRESET_GROUPS and preset not in PRESETS:
-            raise RepcheckError(f"unknown --preset {preset!r}; choose one of {', '.join(PRESET_GROUPS)} "
-                                f"or a single preset ({', '.join(PRESETS)})")
+            raise RepcheckError(
+                f"unknown --preset {preset!r}; choose one of {', '.join(PRESET_GROUPS)} "
+                f"or a single preset ({', '.join(PRESETS)})"
+            )
         out += [make_setting(n, PRESETS[n]) for n in PRESET_GROUPS.get(preset, [preset])]
     if settings_file is not None:
         out += load_settings_file(settings_file)

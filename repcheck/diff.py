@@ -32,9 +32,17 @@ class DiffResult:
             for m in SUMMARY_METRICS:
                 diffs = [getattr(b.summary, m) - getattr(a.summary, m) for a, b in zip(base.sentences, run.sentences)]
                 mean, lo, hi = mean_ci95(diffs)
-                rows.append({"model": label, "reference": self.labels[0], "metric": m,
-                             "reference_value": base.summary()[m]["mean"], "value": run.summary()[m]["mean"],
-                             "delta": mean, "ci95": [lo, hi]})
+                rows.append(
+                    {
+                        "model": label,
+                        "reference": self.labels[0],
+                        "metric": m,
+                        "reference_value": base.summary()[m]["mean"],
+                        "value": run.summary()[m]["mean"],
+                        "delta": mean,
+                        "ci95": [lo, hi],
+                    }
+                )
         return rows
 
     def to_frame(self):
@@ -51,22 +59,33 @@ class DiffResult:
     def delta_frame(self):
         import pandas as pd
 
-        return pd.DataFrame([{**{k: v for k, v in r.items() if k != "ci95"}, "ci_low": r["ci95"][0],
-                              "ci_high": r["ci95"][1]} for r in self.deltas()])
+        return pd.DataFrame(
+            [
+                {**{k: v for k, v in r.items() if k != "ci95"}, "ci_low": r["ci95"][0], "ci_high": r["ci95"][1]}
+                for r in self.deltas()
+            ]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         from . import __version__
 
         first = self.runs[0]
-        return json_safe({
-            "schema_version": SCHEMA_VERSION, "kind": "diff", "repcheck_version": __version__,
-            "repeats": first.repeats, "prefix": first.prefix,
-            "sentences": [s.text for s in first.sentences],
-            "models": [{"label": label, **run.model, "dtype": run.dtype, "device": run.device}
-                       for label, run in zip(self.labels, self.runs)],
-            "deltas": self.deltas(),
-            "runs": [run.to_dict() for run in self.runs],
-        })
+        return json_safe(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "diff",
+                "repcheck_version": __version__,
+                "repeats": first.repeats,
+                "prefix": first.prefix,
+                "sentences": [s.text for s in first.sentences],
+                "models": [
+                    {"label": label, **run.model, "dtype": run.dtype, "device": run.device}
+                    for label, run in zip(self.labels, self.runs)
+                ],
+                "deltas": self.deltas(),
+                "runs": [run.to_dict() for run in self.runs],
+            }
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
@@ -77,9 +96,16 @@ def unique_labels(names: Sequence[str]) -> list[str]:
     return [f"{chr(ord('A') + i)}: {n}" if i < 26 else f"{i}: {n}" for i, n in enumerate(names)]
 
 
-def diff_models(models: Sequence[LoadedModel], sentences: str | Sequence[str], *, repeats: int = 10,
-                prefix: str | None = None, batch_size: int = 8, labels: Sequence[str] | None = None,
-                progress: ProgressCallback | None = None) -> DiffResult:
+def diff_models(
+    models: Sequence[LoadedModel],
+    sentences: str | Sequence[str],
+    *,
+    repeats: int = 10,
+    prefix: str | None = None,
+    batch_size: int = 8,
+    labels: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> DiffResult:
     """Probe every model on the same sentences (each model tokenizes the text itself)."""
     if len(models) < 2:
         raise RepcheckError("diff needs at least two models")
@@ -90,6 +116,7 @@ def diff_models(models: Sequence[LoadedModel], sentences: str | Sequence[str], *
     for label, model in zip(labels, models):
         if progress:
             progress(f"probing {label}", 0, 0)
-        runs.append(probe(model, list(sentences), repeats=repeats, prefix=prefix, batch_size=batch_size,
-                          progress=progress))
+        runs.append(
+            probe(model, list(sentences), repeats=repeats, prefix=prefix, batch_size=batch_size, progress=progress)
+        )
     return DiffResult(labels, runs)

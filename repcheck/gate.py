@@ -55,8 +55,14 @@ def measure(model: LoadedModel, suite: Suite, progress: ProgressCallback | None 
     sentences = suite.sentences()
     prompts = suite.prompts() if suite.compare else []
     boot = suite.gate.bootstrap
-    result = probe(model, sentences, repeats=suite.probe.repeats, prefix=suite.probe.prefix,
-                   batch_size=suite.probe.batch_size, progress=progress)
+    result = probe(
+        model,
+        sentences,
+        repeats=suite.probe.repeats,
+        prefix=suite.probe.prefix,
+        batch_size=suite.probe.batch_size,
+        progress=progress,
+    )
     out: dict[str, Measurement] = {}
     for i, m in enumerate(PROBE_METRICS):
         if m == "lock_in_rate":
@@ -67,8 +73,16 @@ def measure(model: LoadedModel, suite: Suite, progress: ProgressCallback | None 
     if suite.compare:
         c = suite.compare
         settings = [parse_setting(s) for s in c.settings]
-        cmp = run_compare(model, settings, prompts, max_new_tokens=c.max_new_tokens, samples=c.samples,
-                          seed=suite.seed, batch_size=suite.probe.batch_size, progress=progress)
+        cmp = run_compare(
+            model,
+            settings,
+            prompts,
+            max_new_tokens=c.max_new_tokens,
+            samples=c.samples,
+            seed=suite.seed,
+            batch_size=suite.probe.batch_size,
+            progress=progress,
+        )
         for s in settings:
             for i, m in enumerate(COMPARE_METRICS):
                 key = "loop" if m == "loop_rate" else m
@@ -84,9 +98,14 @@ def environment(model: LoadedModel) -> dict[str, Any]:
 
     from . import __version__
 
-    return {"repcheck_version": __version__, "torch_version": torch.__version__,
-            "transformers_version": transformers.__version__, "python_version": platform.python_version(),
-            "device": model.device, "dtype": model.dtype}
+    return {
+        "repcheck_version": __version__,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "python_version": platform.python_version(),
+        "device": model.device,
+        "dtype": model.dtype,
+    }
 
 
 def create_baseline(model: LoadedModel, suite: Suite, progress: ProgressCallback | None = None) -> dict[str, Any]:
@@ -96,20 +115,29 @@ def create_baseline(model: LoadedModel, suite: Suite, progress: ProgressCallback
     metrics = {}
     for name, m in values.items():
         rule = suite.rule(name)
-        metrics[name] = {**asdict(m), "direction": rule.direction,
-                         "tolerance": tolerance(rule.tolerance, m.stderr, suite)[0]}
-    return json_safe({
-        "schema_version": BASELINE_SCHEMA_VERSION,
-        "kind": "baseline",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": model.info(),
-        "environment": environment(model),
-        "seed": suite.seed,
-        "bootstrap": {"resamples": suite.gate.bootstrap, "seed": suite.seed, "over": "sentences (probe) / prompts (compare)"},
-        "suite": suite.to_dict(),
-        "metrics": metrics,
-        "elapsed_s": round(time.perf_counter() - started, 2),
-    })
+        metrics[name] = {
+            **asdict(m),
+            "direction": rule.direction,
+            "tolerance": tolerance(rule.tolerance, m.stderr, suite)[0],
+        }
+    return json_safe(
+        {
+            "schema_version": BASELINE_SCHEMA_VERSION,
+            "kind": "baseline",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": model.info(),
+            "environment": environment(model),
+            "seed": suite.seed,
+            "bootstrap": {
+                "resamples": suite.gate.bootstrap,
+                "seed": suite.seed,
+                "over": "sentences (probe) / prompts (compare)",
+            },
+            "suite": suite.to_dict(),
+            "metrics": metrics,
+            "elapsed_s": round(time.perf_counter() - started, 2),
+        }
+    )
 
 
 def tolerance(explicit: float | None, stderr: float, suite: Suite) -> tuple[float, str]:
@@ -132,8 +160,10 @@ def load_baseline(path: str | Path) -> tuple[dict[str, Any], Suite]:
     if not isinstance(doc, dict) or doc.get("kind") != "baseline":
         raise RepcheckError(f"{path} is not a repcheck baseline (create one with `repcheck baseline create`)")
     if doc.get("schema_version") != BASELINE_SCHEMA_VERSION:
-        raise RepcheckError(f"baseline {path} has schema_version {doc.get('schema_version')!r}; this repcheck reads "
-                            f"version {BASELINE_SCHEMA_VERSION}: recreate the baseline")
+        raise RepcheckError(
+            f"baseline {path} has schema_version {doc.get('schema_version')!r}; this repcheck reads "
+            f"version {BASELINE_SCHEMA_VERSION}: recreate the baseline"
+        )
     for key in ("suite", "metrics", "environment", "model"):
         if not isinstance(doc.get(key), dict):
             raise RepcheckError(f"baseline {path} is missing its {key!r} block")
@@ -187,35 +217,54 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         from . import __version__
 
-        return json_safe({
-            "schema_version": BASELINE_SCHEMA_VERSION, "kind": "check", "repcheck_version": __version__,
-            "verdict": self.verdict, "exit_code": self.exit_code, "headline": self.headline(),
-            "warnings": self.warnings,
-            "baseline": {"path": self.baseline_path, "model": self.baseline_model,
-                         "environment": self.baseline_environment},
-            "current": {"model": self.model, "environment": self.environment},
-            "counts": {s: sum(m.status == s for m in self.metrics) for s in ("pass", "regressed", "improved", "reported")},
-            "metrics": [asdict(m) for m in self.metrics],
-        })
+        return json_safe(
+            {
+                "schema_version": BASELINE_SCHEMA_VERSION,
+                "kind": "check",
+                "repcheck_version": __version__,
+                "verdict": self.verdict,
+                "exit_code": self.exit_code,
+                "headline": self.headline(),
+                "warnings": self.warnings,
+                "baseline": {
+                    "path": self.baseline_path,
+                    "model": self.baseline_model,
+                    "environment": self.baseline_environment,
+                },
+                "current": {"model": self.model, "environment": self.environment},
+                "counts": {
+                    s: sum(m.status == s for m in self.metrics) for s in ("pass", "regressed", "improved", "reported")
+                },
+                "metrics": [asdict(m) for m in self.metrics],
+            }
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
 
     def to_markdown(self) -> str:
         icon = "❌" if self.verdict == "regressed" else "✅"
-        lines = [f"## {icon} repcheck check: {self.headline()}", "",
-                 f"Model `{self.model.get('spec')}` against baseline `{self.baseline_path}` "
-                 f"(model `{self.baseline_model.get('spec')}`).", ""]
+        lines = [
+            f"## {icon} repcheck check: {self.headline()}",
+            "",
+            f"Model `{self.model.get('spec')}` against baseline `{self.baseline_path}` "
+            f"(model `{self.baseline_model.get('spec')}`).",
+            "",
+        ]
         for w in self.warnings:
             lines.append(f"> ⚠️ {w}")
         if self.warnings:
             lines.append("")
-        header = ["| metric | better | baseline | current | delta | tolerance | status |",
-                  "|---|---|---|---|---|---|---|"]
+        header = [
+            "| metric | better | baseline | current | delta | tolerance | status |",
+            "|---|---|---|---|---|---|---|",
+        ]
 
         def row(m: MetricCheck) -> str:
-            return (f"| `{m.name}` | {m.direction or '–'} | {_fmt(m.baseline)} | {_fmt(m.current)} | "
-                    f"{_fmt(m.delta, signed=True)} | {_fmt(m.tolerance)} ({m.tolerance_source}) | {_STATUS[m.status]} |")
+            return (
+                f"| `{m.name}` | {m.direction or '–'} | {_fmt(m.baseline)} | {_fmt(m.current)} | "
+                f"{_fmt(m.delta, signed=True)} | {_fmt(m.tolerance)} ({m.tolerance_source}) | {_STATUS[m.status]} |"
+            )
 
         if self.regressed:
             lines += ["### Regressed", ""] + header + [row(m) for m in self.regressed] + [""]
@@ -227,19 +276,25 @@ class CheckReport:
         from xml.sax.saxutils import escape, quoteattr
 
         failures = len(self.regressed)
-        out = ['<?xml version="1.0" encoding="UTF-8"?>',
-               f'<testsuites name="repcheck" tests="{len(self.metrics)}" failures="{failures}">',
-               f'  <testsuite name="repcheck check" tests="{len(self.metrics)}" failures="{failures}" errors="0" '
-               f'skipped="0">']
+        out = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            f'<testsuites name="repcheck" tests="{len(self.metrics)}" failures="{failures}">',
+            f'  <testsuite name="repcheck check" tests="{len(self.metrics)}" failures="{failures}" errors="0" '
+            f'skipped="0">',
+        ]
         if self.warnings:
             out.append(f"    <system-err>{escape(chr(10).join(self.warnings))}</system-err>")
         for m in self.metrics:
-            detail = (f"baseline {_fmt(m.baseline)}, current {_fmt(m.current)}, delta {_fmt(m.delta, signed=True)}, "
-                      f"tolerance {_fmt(m.tolerance)} ({m.tolerance_source}), {m.direction or 'no direction'}")
+            detail = (
+                f"baseline {_fmt(m.baseline)}, current {_fmt(m.current)}, delta {_fmt(m.delta, signed=True)}, "
+                f"tolerance {_fmt(m.tolerance)} ({m.tolerance_source}), {m.direction or 'no direction'}"
+            )
             out.append(f'    <testcase classname="repcheck.check" name={quoteattr(m.name)}>')
             if m.status == "regressed":
-                out.append(f'      <failure message={quoteattr("regressed: " + detail)} type="regression">'
-                           f"{escape(detail)}</failure>")
+                out.append(
+                    f'      <failure message={quoteattr("regressed: " + detail)} type="regression">'
+                    f"{escape(detail)}</failure>"
+                )
             else:
                 out.append(f"      <system-out>{escape(m.status + ': ' + detail)}</system-out>")
             out.append("    </testcase>")
@@ -262,8 +317,9 @@ def environment_changes(baseline_env: dict[str, Any], current_env: dict[str, Any
     return blocking, info
 
 
-def preflight(baseline_doc: dict[str, Any], suite: Suite, given_suite: Suite | None,
-              allow_env_change: bool) -> list[str]:
+def preflight(
+    baseline_doc: dict[str, Any], suite: Suite, given_suite: Suite | None, allow_env_change: bool
+) -> list[str]:
     """Refuse a check that would compare different measurements, before loading any model."""
     warnings = []
     if given_suite is not None and given_suite.to_dict() != suite.to_dict():
@@ -274,15 +330,23 @@ def preflight(baseline_doc: dict[str, Any], suite: Suite, given_suite: Suite | N
     return warnings
 
 
-def check(model: LoadedModel, baseline_doc: dict[str, Any], suite: Suite, *, baseline_path: str = "",
-          allow_env_change: bool = False, warnings: list[str] | None = None,
-          progress: ProgressCallback | None = None) -> CheckReport:
+def check(
+    model: LoadedModel,
+    baseline_doc: dict[str, Any],
+    suite: Suite,
+    *,
+    baseline_path: str = "",
+    allow_env_change: bool = False,
+    warnings: list[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> CheckReport:
     """Measure ``model`` with the baseline's suite and compare every metric."""
     env = environment(model)
     blocking, info = environment_changes(baseline_doc["environment"], env)
     if blocking and not allow_env_change:
-        raise RepcheckError(f"{'; '.join(blocking)}: numbers would not be comparable; pass --allow-env-change "
-                            f"to check anyway")
+        raise RepcheckError(
+            f"{'; '.join(blocking)}: numbers would not be comparable; pass --allow-env-change to check anyway"
+        )
     warnings = list(warnings or []) + blocking + info
     current = measure(model, suite, progress)
     rows = []
@@ -299,11 +363,31 @@ def check(model: LoadedModel, baseline_doc: dict[str, Any], suite: Suite, *, bas
         if rule.direction is not None and math.isfinite(delta):
             worse = delta if rule.direction == "lower" else -delta
             status = "regressed" if worse > tol else ("improved" if worse < -tol else "pass")
-        rows.append(MetricCheck(name, rule.direction, b_value, cur.value, delta, tol, source, _num(base.get("stderr")),
-                                cur.stderr, status))
+        rows.append(
+            MetricCheck(
+                name,
+                rule.direction,
+                b_value,
+                cur.value,
+                delta,
+                tol,
+                source,
+                _num(base.get("stderr")),
+                cur.stderr,
+                status,
+            )
+        )
     verdict = "regressed" if any(r.status == "regressed" for r in rows) else "pass"
-    return CheckReport(verdict, rows, warnings, baseline_path, baseline_doc.get("model", {}),
-                       baseline_doc["environment"], model.info(), env)
+    return CheckReport(
+        verdict,
+        rows,
+        warnings,
+        baseline_path,
+        baseline_doc.get("model", {}),
+        baseline_doc["environment"],
+        model.info(),
+        env,
+    )
 
 
 def _num(v: Any) -> float:

@@ -37,9 +37,17 @@ class Generation:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt_index": self.prompt_index, "prompt": self.prompt, "setting": self.setting,
-                "sample": self.sample, "text": self.text, "token_ids": self.token_ids, "finished": self.finished,
-                "mean_logprob": self.mean_logprob, **self.metrics}
+        return {
+            "prompt_index": self.prompt_index,
+            "prompt": self.prompt,
+            "setting": self.setting,
+            "sample": self.sample,
+            "text": self.text,
+            "token_ids": self.token_ids,
+            "finished": self.finished,
+            "mean_logprob": self.mean_logprob,
+            **self.metrics,
+        }
 
 
 @dataclass
@@ -66,15 +74,25 @@ def encode_prompts(model: LoadedModel, prompts: Sequence[str], max_new_tokens: i
             raise RepcheckError("a prompt is empty")
         ids = prefix + model.tokenizer(p, add_special_tokens=False)["input_ids"]
         if model.context_length is not None and len(ids) + max_new_tokens > model.context_length:
-            raise RepcheckError(f"prompt {p[:40]!r}… ({len(ids)} tokens) plus {max_new_tokens} new tokens exceeds "
-                                f"the model's context window of {model.context_length}")
+            raise RepcheckError(
+                f"prompt {p[:40]!r}… ({len(ids)} tokens) plus {max_new_tokens} new tokens exceeds "
+                f"the model's context window of {model.context_length}"
+            )
         out.append(ids)
     return out
 
 
-def generate(model: LoadedModel, prompts: Sequence[str], setting: DecodingSetting, *, max_new_tokens: int = 64,
-             samples: int = 1, seed: int = 0, batch_size: int = 16,
-             progress: ProgressCallback | None = None) -> SettingRun:
+def generate(
+    model: LoadedModel,
+    prompts: Sequence[str],
+    setting: DecodingSetting,
+    *,
+    max_new_tokens: int = 64,
+    samples: int = 1,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: ProgressCallback | None = None,
+) -> SettingRun:
     """Continue every prompt under ``setting``: ``samples`` continuations per prompt for
     sampling settings, one for greedy and beam search. The same arguments give the same text."""
     import torch
@@ -91,23 +109,38 @@ def generate(model: LoadedModel, prompts: Sequence[str], setting: DecodingSettin
     generations: list[Generation] = []
     new_tokens, elapsed = 0, 0.0
     for start in range(0, len(encoded), batch_size):
-        batch = encoded[start:start + batch_size]
+        batch = encoded[start : start + batch_size]
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         attention_mask = torch.zeros_like(input_ids)
         for b, ids in enumerate(batch):  # left padding: every prompt ends at column `width`
-            input_ids[b, width - len(ids):] = torch.tensor(ids)
-            attention_mask[b, width - len(ids):] = 1
+            input_ids[b, width - len(ids) :] = torch.tensor(ids)
+            attention_mask[b, width - len(ids) :] = 1
         config = GenerationConfig(
-            max_new_tokens=max_new_tokens, do_sample=setting.do_sample, num_beams=setting.num_beams,
-            num_return_sequences=n_return, temperature=1.0, top_k=0, top_p=1.0, typical_p=1.0, min_p=None,
-            repetition_penalty=1.0, no_repeat_ngram_size=0, pad_token_id=pad, eos_token_id=eos, use_cache=True)
+            max_new_tokens=max_new_tokens,
+            do_sample=setting.do_sample,
+            num_beams=setting.num_beams,
+            num_return_sequences=n_return,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            typical_p=1.0,
+            min_p=None,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            use_cache=True,
+        )
         processors = setting.logits_processors(tok, prompt_length=width)
         began = time.perf_counter()
         with torch.inference_mode():
-            out = model.model.generate(input_ids=input_ids.to(model.device),
-                                       attention_mask=attention_mask.to(model.device),
-                                       generation_config=config, logits_processor=processors)
+            out = model.model.generate(
+                input_ids=input_ids.to(model.device),
+                attention_mask=attention_mask.to(model.device),
+                generation_config=config,
+                logits_processor=processors,
+            )
         elapsed += time.perf_counter() - began
         for row, seq in enumerate(out[:, width:].tolist()):
             b, sample = divmod(row, n_return)
@@ -115,8 +148,17 @@ def generate(model: LoadedModel, prompts: Sequence[str], setting: DecodingSettin
             cont = seq[: seq.index(eos)] if finished else seq
             new_tokens += len(cont) + finished
             index = start + b
-            generations.append(Generation(prompt_index=index, prompt=prompts[index], setting=setting.name,
-                                          sample=sample, token_ids=cont, text=tok.decode(cont), finished=finished))
+            generations.append(
+                Generation(
+                    prompt_index=index,
+                    prompt=prompts[index],
+                    setting=setting.name,
+                    sample=sample,
+                    token_ids=cont,
+                    text=tok.decode(cont),
+                    finished=finished,
+                )
+            )
         if progress:
             progress(f"generating: {setting.name}", min(start + batch_size, len(encoded)), len(encoded))
     score_continuations(model, encoded, generations, batch_size)
@@ -125,8 +167,9 @@ def generate(model: LoadedModel, prompts: Sequence[str], setting: DecodingSettin
     return SettingRun(setting, generations, elapsed, new_tokens)
 
 
-def score_continuations(model: LoadedModel, encoded: list[list[int]], generations: list[Generation],
-                        batch_size: int) -> None:
+def score_continuations(
+    model: LoadedModel, encoded: list[list[int]], generations: list[Generation], batch_size: int
+) -> None:
     """Set each generation's mean log-probability under the unmodified model (teacher forced)."""
     import torch
 
@@ -134,7 +177,7 @@ def score_continuations(model: LoadedModel, encoded: list[list[int]], generation
 
     todo = [g for g in generations if g.token_ids]
     for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
+        chunk = todo[start : start + batch_size]
         seqs = [encoded[g.prompt_index] + g.token_ids for g in chunk]
         with torch.inference_mode():
             logits, input_ids, offsets = padded_forward(model, seqs, "left")

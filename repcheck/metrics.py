@@ -43,8 +43,9 @@ def repeated_input(prefix_ids: list[int], token_ids: list[int], repeats: int) ->
     return list(prefix_ids) + list(token_ids) * repeats
 
 
-def next_token_probs(logits: "torch.Tensor", input_ids: "torch.Tensor", start: int,
-                     count: int) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+def next_token_probs(
+    logits: "torch.Tensor", input_ids: "torch.Tensor", start: int, count: int
+) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
     """Probability of each actual token and the maximum probability, for ``count`` tokens.
 
     logits:    [T, V]  one sequence's logits (row t predicts token t+1)
@@ -90,8 +91,9 @@ def per_copy_metrics(p: np.ndarray, pmax: np.ndarray) -> list[CopyMetrics]:
     wr = (increased & top).mean(axis=1)  # WR(n)
     ar = top.mean(axis=1)  # AR(n)
     ip[0] = wr[0] = np.nan  # no earlier copy to compare the first copy with
-    return [CopyMetrics(n, float(tp[n]), float(mp[n]), float(ip[n]), float(wr[n]), float(ar[n]))
-            for n in range(p.shape[0])]
+    return [
+        CopyMetrics(n, float(tp[n]), float(mp[n]), float(ip[n]), float(wr[n]), float(ar[n])) for n in range(p.shape[0])
+    ]
 
 
 @dataclass

@@ -49,8 +49,14 @@ class LoadedModel:
 
     def info(self) -> dict[str, Any]:
         """The ``model`` block of a JSON report."""
-        return {"spec": self.spec, "name": self.name, "source": self.source, "sha256": self.sha256,
-                "context_length": self.context_length, "class": type(self.model).__name__}
+        return {
+            "spec": self.spec,
+            "name": self.name,
+            "source": self.source,
+            "sha256": self.sha256,
+            "context_length": self.context_length,
+            "class": type(self.model).__name__,
+        }
 
 
 def resolve_device(device: str) -> str:
@@ -77,8 +83,9 @@ def torch_dtype(dtype: str) -> "torch.dtype":
     return getattr(torch, dtype)
 
 
-def load_model(spec: str = DEFAULT_MODEL, *, dtype: str = "float32", device: str = "auto",
-               progress: ProgressCallback | None = None) -> LoadedModel:
+def load_model(
+    spec: str = DEFAULT_MODEL, *, dtype: str = "float32", device: str = "auto", progress: ProgressCallback | None = None
+) -> LoadedModel:
     """Load a causal LM and its tokenizer for probing.
 
     ``dtype`` float32 is the default because bfloat16, while 3-4x faster on CPUs with AMX,
@@ -117,13 +124,28 @@ def load_model(spec: str = DEFAULT_MODEL, *, dtype: str = "float32", device: str
     _require_causal(config, spec)
     model, tokenizer = _load_weights(path, spec, source, kwargs, tdtype)
     model.to(resolved_device).eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, name=name, source=source, dtype=dtype,
-                       device=resolved_device, context_length=context_length(config), sha256=sha)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        spec=spec,
+        name=name,
+        source=source,
+        dtype=dtype,
+        device=resolved_device,
+        context_length=context_length(config),
+        sha256=sha,
+    )
 
 
 def _looks_like_path(spec: str) -> bool:
-    return (spec.endswith(".gguf") or spec.startswith((".", "~", os.sep)) or os.sep * 2 in spec
-            or spec.count("/") > 1 or spec.endswith(os.sep) or spec == "")
+    return (
+        spec.endswith(".gguf")
+        or spec.startswith((".", "~", os.sep))
+        or os.sep * 2 in spec
+        or spec.count("/") > 1
+        or spec.endswith(os.sep)
+        or spec == ""
+    )
 
 
 def _hub_kwargs(spec: str) -> dict[str, Any]:
@@ -156,9 +178,11 @@ def _hub_error(spec: str, kwargs: dict[str, Any], err: Exception) -> RepcheckErr
         return RepcheckError(
             f"{spec!r} is not a built-in alias ({known}) or a local path, and the Hugging Face hub is "
             f"unreachable from here (it is not in the local hub cache either); pass a local model "
-            f"directory or .gguf file, or use the built-in alias {DEFAULT_MODEL!r}")
-    return RepcheckError(f"could not load {spec!r} from the Hugging Face hub: {_one_line(err)}; "
-                         f"built-in aliases: {known}")
+            f"directory or .gguf file, or use the built-in alias {DEFAULT_MODEL!r}"
+        )
+    return RepcheckError(
+        f"could not load {spec!r} from the Hugging Face hub: {_one_line(err)}; built-in aliases: {known}"
+    )
 
 
 def _load_config(path: str, spec: str, source: str, kwargs: dict[str, Any]):
@@ -170,8 +194,9 @@ def _load_config(path: str, spec: str, source: str, kwargs: dict[str, Any]):
         if source == "hub":
             raise _hub_error(spec, kwargs, err) from None
         if source == "gguf":
-            raise RepcheckError(f"{spec} is not a GGUF file transformers can read (corrupt or truncated?): "
-                                f"{_one_line(err)}") from None
+            raise RepcheckError(
+                f"{spec} is not a GGUF file transformers can read (corrupt or truncated?): {_one_line(err)}"
+            ) from None
         raise RepcheckError(f"could not read the model config in {spec}: {_one_line(err)}") from None
 
 
@@ -191,12 +216,27 @@ def _require_causal(config, spec: str) -> None:
     elif hasattr(config, "is_decoder") and model_type in _ENCODER_FAMILIES and not config.is_decoder:
         reason = f"{model_type} is a bidirectional encoder"
     if reason:
-        raise RepcheckError(f"{spec} is not a causal language model ({reason}); repcheck needs a "
-                            f"decoder-only model such as GPT-2, Llama or SmolLM2")
+        raise RepcheckError(
+            f"{spec} is not a causal language model ({reason}); repcheck needs a "
+            f"decoder-only model such as GPT-2, Llama or SmolLM2"
+        )
 
 
-_ENCODER_FAMILIES = {"bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "electra", "ernie",
-                     "megatron-bert", "rembert", "roc_bert", "data2vec-text", "bert-generation", "xmod"}
+_ENCODER_FAMILIES = {
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "electra",
+    "ernie",
+    "megatron-bert",
+    "rembert",
+    "roc_bert",
+    "data2vec-text",
+    "bert-generation",
+    "xmod",
+}
 
 
 def _load_weights(path: str, spec: str, source: str, kwargs: dict[str, Any], tdtype):

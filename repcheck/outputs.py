@@ -32,14 +32,21 @@ def check_writable_dir(path: str | Path) -> Path:
     return path
 
 
-def _publish(out_dir: Path, write) -> list[Path]:
-    """Run ``write(tmp_dir)``, then move every file it made into ``out_dir``."""
+def _publish(out_dir: str | Path, fmt: str, doc: dict, write) -> list[Path]:
+    """Write ``summary.json`` (the source of truth) and whatever ``write(tmp_dir)`` derives
+    from it into a temporary directory, then move every file into ``out_dir``."""
+    import json
+
+    if fmt not in FORMATS:
+        raise RepcheckError(f"unknown figure format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out_dir = check_writable_dir(out_dir)
     try:
         tmp = temp_dir_beside(out_dir)
     except OSError as err:
         raise RepcheckError(f"cannot write to {out_dir}: {err.strerror or err}") from None
     try:
+        text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+        (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
         write(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
@@ -53,43 +60,35 @@ def _publish(out_dir: Path, write) -> list[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise RepcheckError(f"unknown figure format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def write_probe_outputs(result: ProbeResult, out_dir: str | Path, fmt: str = "png",
-                        position: int | None = None) -> list[Path]:
-    """Write per_copy.csv, per_sentence.csv, per_token.csv, summary.json, bars.<fmt> and
+def write_probe_outputs(
+    result: ProbeResult, out_dir: str | Path, fmt: str = "png", position: int | None = None
+) -> list[Path]:
+    """Write summary.json, per_copy.csv, per_sentence.csv, per_token.csv, bars.<fmt> and
     curve.<fmt> into exactly ``out_dir``. Returns the paths written."""
     from .plots import plot_bars, plot_curve
 
-    _check_format(fmt)
     doc = result.to_dict()
 
     def write(tmp: Path) -> None:
-        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
         result.mean_frame().to_csv(tmp / "per_copy.csv", index=False)
         result.to_frame().to_csv(tmp / "per_sentence.csv", index=False)
         result.token_frame().to_csv(tmp / "per_token.csv", index=False)
         plot_bars(doc, tmp / f"bars.{fmt}", position=position)
         plot_curve(doc, tmp / f"curve.{fmt}")
 
-    return _publish(Path(out_dir), write)
+    return _publish(out_dir, fmt, doc, write)
 
 
 def write_compare_outputs(result, out_dir: str | Path, fmt: str = "png") -> list[Path]:
-    """generations.jsonl, per_setting.csv, summary.json, metrics.<fmt> and, with a probe,
+    """summary.json, generations.jsonl, per_setting.csv, metrics.<fmt> and, with a probe,
     curves.<fmt>, into exactly ``out_dir``."""
     import json
 
     from .plots import plot_compare_curves, plot_compare_metrics
 
-    _check_format(fmt)
     doc = result.to_dict()
 
     def write(tmp: Path) -> None:
-        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
         if result.runs:
             with open(tmp / "generations.jsonl", "w", encoding="utf-8") as fh:
                 for rec in result.generations_records():
@@ -99,24 +98,22 @@ def write_compare_outputs(result, out_dir: str | Path, fmt: str = "png") -> list
         if result.probes:
             plot_compare_curves(doc, tmp / f"curves.{fmt}")
 
-    return _publish(Path(out_dir), write)
+    return _publish(out_dir, fmt, doc, write)
 
 
 def write_diff_outputs(result, out_dir: str | Path, fmt: str = "png") -> list[Path]:
     """summary.json, per_copy.csv, deltas.csv, curves.<fmt> and bars.<fmt> into exactly ``out_dir``."""
     from .plots import plot_diff_bars, plot_diff_curves
 
-    _check_format(fmt)
     doc = result.to_dict()
 
     def write(tmp: Path) -> None:
-        (tmp / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
         result.to_frame().to_csv(tmp / "per_copy.csv", index=False)
         result.delta_frame().to_csv(tmp / "deltas.csv", index=False)
         plot_diff_curves(doc, tmp / f"curves.{fmt}")
         plot_diff_bars(doc, tmp / f"bars.{fmt}")
 
-    return _publish(Path(out_dir), write)
+    return _publish(out_dir, fmt, doc, write)
 
 
 def check_writable_file(path: str | Path, option: str) -> Path:

@@ -60,13 +60,22 @@ def check_fits(n_prefix: int, lengths: Sequence[int], repeats: int, context_leng
         raise RepcheckError(
             f"{repeats} copies of a {longest}-token sentence plus a {n_prefix}-token prefix need "
             f"{n_prefix + repeats * longest} tokens, more than the model's context window of "
-            f"{context_length}; the largest K that fits is {k_max}")
+            f"{context_length}; the largest K that fits is {k_max}"
+        )
 
 
-def probe(model: LoadedModel, sentences: str | Sequence[str] | Sequence[EncodedSentence], *, repeats: int = 10,
-          prefix: str | None = None, batch_size: int = 8, padding_side: str = "left",
-          progress: ProgressCallback | None = None, settings: dict | None = None,
-          decoding: "DecodingSetting | None" = None) -> ProbeResult:
+def probe(
+    model: LoadedModel,
+    sentences: str | Sequence[str] | Sequence[EncodedSentence],
+    *,
+    repeats: int = 10,
+    prefix: str | None = None,
+    batch_size: int = 8,
+    padding_side: str = "left",
+    progress: ProgressCallback | None = None,
+    settings: dict | None = None,
+    decoding: "DecodingSetting | None" = None,
+) -> ProbeResult:
     """Probe ``model`` with each sentence repeated ``repeats`` times.
 
     ``sentences``: one string, several strings, or pre-tokenized ``EncodedSentence`` (for
@@ -94,8 +103,10 @@ def probe(model: LoadedModel, sentences: str | Sequence[str] | Sequence[EncodedS
     prefix_ids = make_prefix_ids(tok, prefix)
     check_fits(len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.context_length)
     if not prefix_ids:
-        raise RepcheckError("the tokenizer has no BOS or EOS token; give a --prefix so the first "
-                            "token of the first copy has a context to be predicted from")
+        raise RepcheckError(
+            "the tokenizer has no BOS or EOS token; give a --prefix so the first "
+            "token of the first copy has a context to be predicted from"
+        )
 
     # Longest first, so each batch pads little and the first batch shows the peak memory.
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].token_ids))
@@ -115,23 +126,38 @@ def probe(model: LoadedModel, sentences: str | Sequence[str] | Sequence[EncodedS
                 L = len(e.token_ids)
                 arg = arg.reshape(repeats, L).tolist()
                 results[i] = SentenceResult(
-                    text=e.text, token_ids=list(e.token_ids), tokens=[decode(t) for t in e.token_ids],
-                    p=p.reshape(repeats, L).numpy(), pmax=pmax.reshape(repeats, L).numpy(),
-                    argmax_ids=arg, argmax_tokens=[[decode(t) for t in row] for row in arg])
+                    text=e.text,
+                    token_ids=list(e.token_ids),
+                    tokens=[decode(t) for t in e.token_ids],
+                    p=p.reshape(repeats, L).numpy(),
+                    pmax=pmax.reshape(repeats, L).numpy(),
+                    argmax_ids=arg,
+                    argmax_tokens=[[decode(t) for t in row] for row in arg],
+                )
             if progress:
                 progress("probing", sum(r is not None for r in results), len(encoded))
     elapsed = time.perf_counter() - started
     return ProbeResult(
-        model=model.info(), dtype=model.dtype, device=model.device, repeats=repeats, prefix=prefix,
-        prefix_ids=prefix_ids, sentences=results,  # type: ignore[arg-type]
-        settings={"batch_size": batch_size, "padding_side": padding_side, **(settings or {}),
-                  **({"decoding": decoding.to_dict()} if decoding is not None else {})},
+        model=model.info(),
+        dtype=model.dtype,
+        device=model.device,
+        repeats=repeats,
+        prefix=prefix,
+        prefix_ids=prefix_ids,
+        sentences=results,  # type: ignore[arg-type]
+        settings={
+            "batch_size": batch_size,
+            "padding_side": padding_side,
+            **(settings or {}),
+            **({"decoding": decoding.to_dict()} if decoding is not None else {}),
+        },
         provenance=_provenance(elapsed, n_tokens),
     )
 
 
-def _batches(order: list[int], encoded: list[EncodedSentence], n_prefix: int, repeats: int,
-             batch_size: int, vocab: int) -> list[list[int]]:
+def _batches(
+    order: list[int], encoded: list[EncodedSentence], n_prefix: int, repeats: int, batch_size: int, vocab: int
+) -> list[list[int]]:
     """Group sentence indices (sorted longest first) into batches of at most ``batch_size``.
 
     A batch also closes when its logits would exceed LOGITS_BUDGET_BYTES, or when padding
@@ -146,8 +172,11 @@ def _batches(order: list[int], encoded: list[EncodedSentence], n_prefix: int, re
             cur = batches[-1]
             longest = n_prefix + repeats * len(encoded[cur[0]].token_ids)  # sorted: first is longest
             padded = (len(cur) + 1) * longest
-            if (len(cur) < batch_size and padded * vocab * 4 <= LOGITS_BUDGET_BYTES
-                    and padded - real - length <= MAX_PADDING_SHARE * padded):
+            if (
+                len(cur) < batch_size
+                and padded * vocab * 4 <= LOGITS_BUDGET_BYTES
+                and padded - real - length <= MAX_PADDING_SHARE * padded
+            ):
                 cur.append(i)
                 real += length
                 continue
@@ -179,13 +208,22 @@ def padded_forward(model: LoadedModel, seqs: list[list[int]], padding_side: str 
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     device = model.device
     input_ids = input_ids.to(device)
-    logits = model.model(input_ids=input_ids, attention_mask=attention_mask.to(device),
-                         position_ids=position_ids.to(device), use_cache=False).logits
+    logits = model.model(
+        input_ids=input_ids,
+        attention_mask=attention_mask.to(device),
+        position_ids=position_ids.to(device),
+        use_cache=False,
+    ).logits
     return logits, input_ids, offsets
 
 
-def _score_batch(model: LoadedModel, seqs: list[list[int]], n_prefix: int, padding_side: str,
-                 decoding: "DecodingSetting | None" = None):
+def _score_batch(
+    model: LoadedModel,
+    seqs: list[list[int]],
+    n_prefix: int,
+    padding_side: str,
+    decoding: "DecodingSetting | None" = None,
+):
     """Yields (p, pmax, argmax), each [K*L], for the copies of each sequence in the batch."""
     logits, input_ids, offsets = padded_forward(model, seqs, padding_side)
     for b, s in enumerate(seqs):
@@ -194,8 +232,9 @@ def _score_batch(model: LoadedModel, seqs: list[list[int]], n_prefix: int, paddi
         if decoding is None:
             p, pmax, arg = next_token_probs(logits[b], input_ids[b], start, count)
         else:
-            p, pmax, arg = processed_next_token_probs(logits[b, offsets[b]:], input_ids[b, offsets[b]:], n_prefix,
-                                                      count, decoding, model.tokenizer)
+            p, pmax, arg = processed_next_token_probs(
+                logits[b, offsets[b] :], input_ids[b, offsets[b] :], n_prefix, count, decoding, model.tokenizer
+            )
         yield p.double().cpu(), pmax.double().cpu(), arg.cpu()
 
 

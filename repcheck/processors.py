@@ -23,15 +23,16 @@ class PresenceFrequencyPenaltyProcessor(LogitsProcessor):
     (``input_ids[:, prompt_length:]``), limited to its last ``last_n`` tokens when given.
     """
 
-    def __init__(self, presence_penalty: float, frequency_penalty: float, prompt_length: int,
-                 last_n: int | None = None):
+    def __init__(
+        self, presence_penalty: float, frequency_penalty: float, prompt_length: int, last_n: int | None = None
+    ):
         self.presence, self.frequency = float(presence_penalty), float(frequency_penalty)
         self.prompt_length, self.last_n = int(prompt_length), last_n
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        generated = input_ids[:, self.prompt_length:]  # [B, G]
+        generated = input_ids[:, self.prompt_length :]  # [B, G]
         if self.last_n is not None:
-            generated = generated[:, -self.last_n:]
+            generated = generated[:, -self.last_n :]
         if generated.shape[1] == 0:
             return scores
         counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
@@ -50,7 +51,7 @@ class WindowedRepetitionPenaltyProcessor(LogitsProcessor):
         self.penalty, self.last_n = float(penalty), int(last_n)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        window = input_ids[:, -self.last_n:]  # [B, N]
+        window = input_ids[:, -self.last_n :]  # [B, N]
         seen = scores.gather(1, window)
         penalized = torch.where(seen < 0, seen * self.penalty, seen / self.penalty)
         return scores.scatter(1, window, penalized)
@@ -75,8 +76,9 @@ class DRYProcessor(LogitsProcessor):
 
     MAX_MATCH = 512  # caps the search per candidate, as llama.cpp caps the match length
 
-    def __init__(self, multiplier: float, base: float, allowed_length: int, breaker_ids: Iterable[int],
-                 penalty_last_n: int = 0):
+    def __init__(
+        self, multiplier: float, base: float, allowed_length: int, breaker_ids: Iterable[int], penalty_last_n: int = 0
+    ):
         self.multiplier, self.base, self.allowed = float(multiplier), float(base), int(allowed_length)
         self.breakers = frozenset(int(i) for i in breaker_ids)
         self.last_n = int(penalty_last_n)
@@ -109,7 +111,7 @@ class DRYProcessor(LogitsProcessor):
         for b in range(input_ids.shape[0]):
             ids = input_ids[b].tolist()
             if self.last_n > 0:
-                ids = ids[-self.last_n:]
+                ids = ids[-self.last_n :]
             for token, length in self.match_lengths(ids).items():
                 if length >= self.allowed:
                     scores[b, token] -= self.multiplier * self.base ** (length - self.allowed)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
@@ -19,7 +18,7 @@ MIN_LOOP_REPEATS = 3
 
 
 def ngrams(tokens: Sequence[Hashable], n: int) -> list[tuple]:
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def seq_rep_n(tokens: Sequence[Hashable], n: int) -> float:
@@ -80,13 +79,14 @@ class Loop:
     repeats: float  # cycles in the tail, (len - start) / period
 
 
-def detect_loop(tokens: Sequence[Hashable], max_period: int = MAX_LOOP_PERIOD,
-                min_repeats: int = MIN_LOOP_REPEATS) -> Loop | None:
+def detect_loop(
+    tokens: Sequence[Hashable], max_period: int = MAX_LOOP_PERIOD, min_repeats: int = MIN_LOOP_REPEATS
+) -> Loop | None:
     """The shortest period p <= max_period whose block repeats at least ``min_repeats``
     times at the end of ``tokens``; the loop starts where the tail stops being periodic."""
     n = len(tokens)
     for p in range(1, min(max_period, n // min_repeats) + 1):
-        tail = tokens[n - min_repeats * p:]
+        tail = tokens[n - min_repeats * p :]
         if all(tail[i] == tail[i + p] for i in range(len(tail) - p)):
             start = n - min_repeats * p
             while start > 0 and tokens[start - 1] == tokens[start - 1 + p]:

@@ -58,8 +58,15 @@ class SentenceResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SentenceResult":
-        return cls(text=d["text"], token_ids=d["token_ids"], tokens=d["tokens"], p=d["p"], pmax=d["pmax"],
-                   argmax_ids=d["argmax_ids"], argmax_tokens=d["argmax_tokens"])
+        return cls(
+            text=d["text"],
+            token_ids=d["token_ids"],
+            tokens=d["tokens"],
+            p=d["p"],
+            pmax=d["pmax"],
+            argmax_ids=d["argmax_ids"],
+            argmax_tokens=d["argmax_tokens"],
+        )
 
 
 @dataclass
@@ -110,8 +117,7 @@ class ProbeResult:
         """One row per (sentence, copy n): TP, MP, IP, WR, AR."""
         import pandas as pd
 
-        return pd.DataFrame([{"sentence": i, **asdict(c)} for i, s in enumerate(self.sentences)
-                             for c in s.per_copy])
+        return pd.DataFrame([{"sentence": i, **asdict(c)} for i, s in enumerate(self.sentences) for c in s.per_copy])
 
     def mean_frame(self) -> "pd.DataFrame":
         """One row per copy n: the mean over sentences with 95% interval bounds."""
@@ -134,9 +140,19 @@ class ProbeResult:
             K, L = s.p.shape
             for n in range(K):
                 for l in range(L):
-                    rows.append({"sentence": i, "n": n, "l": l, "token": s.tokens[l],
-                                 "token_id": s.token_ids[l], "p": s.p[n, l], "pmax": s.pmax[n, l],
-                                 "argmax_id": int(s.argmax_ids[n, l]), "argmax_token": s.argmax_tokens[n][l]})
+                    rows.append(
+                        {
+                            "sentence": i,
+                            "n": n,
+                            "l": l,
+                            "token": s.tokens[l],
+                            "token_id": s.token_ids[l],
+                            "p": s.p[n, l],
+                            "pmax": s.pmax[n, l],
+                            "argmax_id": int(s.argmax_ids[n, l]),
+                            "argmax_token": s.argmax_tokens[n][l],
+                        }
+                    )
         return pd.DataFrame(rows)
 
     # ---- JSON ----------------------------------------------------------------------------
@@ -168,10 +184,17 @@ class ProbeResult:
     def from_dict(cls, d: dict[str, Any]) -> "ProbeResult":
         if d.get("schema_version") != SCHEMA_VERSION or d.get("kind") != "probe":
             raise ValueError(f"not a repcheck probe document of schema version {SCHEMA_VERSION}")
-        return cls(model=d["model"], dtype=d["dtype"], device=d["device"], repeats=d["repeats"],
-                   prefix=d["prefix"], prefix_ids=d["prefix_ids"],
-                   sentences=[SentenceResult.from_dict(_nan(s)) for s in d["sentences"]],
-                   settings=d.get("settings", {}), provenance=d.get("provenance", {}))
+        return cls(
+            model=d["model"],
+            dtype=d["dtype"],
+            device=d["device"],
+            repeats=d["repeats"],
+            prefix=d["prefix"],
+            prefix_ids=d["prefix_ids"],
+            sentences=[SentenceResult.from_dict(_nan(s)) for s in d["sentences"]],
+            settings=d.get("settings", {}),
+            provenance=d.get("provenance", {}),
+        )
 
 
 def json_safe(obj: Any) -> Any:

@@ -54,14 +54,14 @@ def _from_jsonl(raw: str, path: Path) -> list[str]:
             row = json.loads(line)
             texts.append(str(row["text"]))
         except (ValueError, KeyError, TypeError):
-            raise RepcheckError(f"{path}:{i}: expected a JSON object with a \"text\" field") from None
+            raise RepcheckError(f'{path}:{i}: expected a JSON object with a "text" field') from None
     return texts
 
 
 def _from_csv(raw: str, path: Path) -> list[str]:
     reader = csv.DictReader(raw.splitlines())
     if not reader.fieldnames or "text" not in reader.fieldnames:
-        raise RepcheckError(f"{path}: CSV needs a \"text\" column (found: {', '.join(reader.fieldnames or [])})")
+        raise RepcheckError(f'{path}: CSV needs a "text" column (found: {", ".join(reader.fieldnames or [])})')
     return [row["text"] or "" for row in reader]
 
 

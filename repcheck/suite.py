@@ -16,10 +16,20 @@ SAMPLE_SETS_DIR = Path(__file__).resolve().parent.parent / "sample_prompts"
 
 #: Default direction of each metric (by the name after the last dot); absent: reported only.
 DIRECTIONS: dict[str, str] = {
-    "tp_last": "lower", "tp_rise": "lower", "tp_mean_repeats": "lower", "ip_last": "lower", "wr_last": "lower",
+    "tp_last": "lower",
+    "tp_rise": "lower",
+    "tp_mean_repeats": "lower",
+    "ip_last": "lower",
+    "wr_last": "lower",
     "lock_in_rate": "lower",
-    "seq_rep_1": "lower", "seq_rep_2": "lower", "seq_rep_3": "lower", "seq_rep_4": "lower", "rep_sen": "lower",
-    "loop_rate": "lower", "distinct_1": "higher", "distinct_2": "higher",
+    "seq_rep_1": "lower",
+    "seq_rep_2": "lower",
+    "seq_rep_3": "lower",
+    "seq_rep_4": "lower",
+    "rep_sen": "lower",
+    "loop_rate": "lower",
+    "distinct_1": "higher",
+    "distinct_2": "higher",
 }
 PROBE_METRICS = ("tp_first", "tp_last", "tp_rise", "tp_mean_repeats", "ip_last", "wr_last", "lock_in_rate")
 COMPARE_METRICS = ("seq_rep_4", "rep_sen", "loop_rate", "distinct_2", "mean_logprob")
@@ -74,14 +84,22 @@ class Suite:
 
     def rule(self, name: str) -> MetricRule:
         given = self.metrics.get(name, MetricRule())
-        direction = given.direction if name in self.metrics and given.direction is not None else \
-            DIRECTIONS.get(name.rsplit(".", 1)[-1])
+        direction = (
+            given.direction
+            if name in self.metrics and given.direction is not None
+            else DIRECTIONS.get(name.rsplit(".", 1)[-1])
+        )
         return MetricRule(direction=direction, tolerance=given.tolerance)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"probe": asdict(self.probe), "compare": asdict(self.compare) if self.compare else None,
-                "gate": asdict(self.gate), "dtype": self.dtype, "seed": self.seed,
-                "metrics": {k: asdict(v) for k, v in self.metrics.items()}}
+        return {
+            "probe": asdict(self.probe),
+            "compare": asdict(self.compare) if self.compare else None,
+            "gate": asdict(self.gate),
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "metrics": {k: asdict(v) for k, v in self.metrics.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], base_dir: str | Path = ".", where: str = "suite") -> "Suite":
@@ -90,15 +108,21 @@ class Suite:
         known = {"probe", "compare", "gate", "dtype", "seed", "metrics"}
         unknown = set(d) - known
         if unknown:
-            raise RepcheckError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+            raise RepcheckError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+            )
         try:
             suite = cls(
                 probe=_block(ProbeBlock, d.get("probe") or {}, f"{where} [probe]"),
                 compare=_block(CompareBlock, d["compare"], f"{where} [compare]") if d.get("compare") else None,
                 gate=_block(GateBlock, d.get("gate") or {}, f"{where} [gate]"),
-                dtype=d.get("dtype", "float32"), seed=d.get("seed", 0),
-                metrics={k: _block(MetricRule, v, f"{where} [metrics.\"{k}\"]") for k, v in (d.get("metrics") or {}).items()},
-                base_dir=str(base_dir))
+                dtype=d.get("dtype", "float32"),
+                seed=d.get("seed", 0),
+                metrics={
+                    k: _block(MetricRule, v, f'{where} [metrics."{k}"]') for k, v in (d.get("metrics") or {}).items()
+                },
+                base_dir=str(base_dir),
+            )
         except TypeError as err:
             raise RepcheckError(f"{where}: {err}") from None
         suite.validate(where)
@@ -113,12 +137,18 @@ class Suite:
             (isinstance(p.repeats, int) and p.repeats >= 1, "probe.repeats must be an integer >= 1"),
             (isinstance(p.batch_size, int) and p.batch_size >= 1, "probe.batch_size must be an integer >= 1"),
             (p.limit is None or (isinstance(p.limit, int) and p.limit >= 1), "probe.limit must be an integer >= 1"),
-            (isinstance(p.sentences, str) and p.sentences.strip() != "", "probe.sentences must name a sample set or file"),
+            (
+                isinstance(p.sentences, str) and p.sentences.strip() != "",
+                "probe.sentences must name a sample set or file",
+            ),
             (self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}"),
             (isinstance(self.seed, int), "seed must be an integer"),
             (isinstance(self.gate.k, (int, float)) and self.gate.k > 0, "gate.k must be > 0"),
             (isinstance(self.gate.floor, (int, float)) and self.gate.floor >= 0, "gate.floor must be >= 0"),
-            (isinstance(self.gate.bootstrap, int) and self.gate.bootstrap >= 2, "gate.bootstrap must be an integer >= 2"),
+            (
+                isinstance(self.gate.bootstrap, int) and self.gate.bootstrap >= 2,
+                "gate.bootstrap must be an integer >= 2",
+            ),
         ]
         if self.compare:
             c = self.compare
@@ -137,12 +167,13 @@ class Suite:
         names = set(self.metric_names())
         for name, rule in self.metrics.items():
             if name not in names:
-                raise RepcheckError(f"{where}: [metrics.\"{name}\"] is not a metric of this suite; metrics: "
-                                    f"{', '.join(sorted(names))}")
+                raise RepcheckError(
+                    f'{where}: [metrics."{name}"] is not a metric of this suite; metrics: {", ".join(sorted(names))}'
+                )
             if rule.direction not in (None, "lower", "higher"):
-                raise RepcheckError(f"{where}: metrics.\"{name}\".direction must be \"lower\" or \"higher\"")
+                raise RepcheckError(f'{where}: metrics."{name}".direction must be "lower" or "higher"')
             if rule.tolerance is not None and not (isinstance(rule.tolerance, (int, float)) and rule.tolerance >= 0):
-                raise RepcheckError(f"{where}: metrics.\"{name}\".tolerance must be a number >= 0")
+                raise RepcheckError(f'{where}: metrics."{name}".tolerance must be a number >= 0')
 
     # ---- inputs --------------------------------------------------------------------------
     def sentences(self) -> list[str]:
@@ -170,8 +201,10 @@ def _read_set(name: str, limit: int | None, base_dir: str) -> list[str]:
     if "/" not in name and "." not in name:
         path = SAMPLE_SETS_DIR / f"{name}.txt"
         if not path.exists():
-            raise RepcheckError(f"{name!r} is not a built-in sample set (these ship in sample_prompts/ of the "
-                                f"source checkout); give a file path instead")
+            raise RepcheckError(
+                f"{name!r} is not a built-in sample set (these ship in sample_prompts/ of the "
+                f"source checkout); give a file path instead"
+            )
     else:
         path = Path(base_dir) / name
     texts = read_sentences(path)
@@ -179,19 +212,14 @@ def _read_set(name: str, limit: int | None, base_dir: str) -> list[str]:
 
 
 def load_suite(path: str | Path) -> Suite:
-    import tomllib
+    from .tomlfile import read_toml
 
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise RepcheckError(f"cannot read suite {path}: {err.strerror or err}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise RepcheckError(f"suite {path} is not valid TOML: {err}") from None
+    doc = read_toml(path, "suite")
     return Suite.from_dict(doc, base_dir=path.resolve().parent, where=str(path))
 
 
-DEFAULT_SUITE_TOML = '''\
+DEFAULT_SUITE_TOML = """\
 # repcheck suite: what `repcheck baseline create` measures and `repcheck check` measures again.
 # The suite is copied into the baseline, so `check` always reruns exactly this.
 
@@ -226,4 +254,4 @@ bootstrap = 1000 # resamples over sentences (or prompts) for each metric's stand
 # tolerance = 0.02
 # [metrics."probe.tp_first"]
 # direction = "lower"
-'''
+"""

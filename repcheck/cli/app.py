@@ -17,7 +17,7 @@ from .probe_cmd import probe_command
 app = typer.Typer(
     name="repcheck",
     help="Measure why and how much a causal language model repeats itself.\n\n"
-         "Exit codes: 0 success, 2 bad input, 1 internal error; `check` exits 3 on a regression.",
+    "Exit codes: 0 success, 2 bad input, 1 internal error; `check` exits 3 on a regression.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -37,8 +37,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Show the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
     pass
 
 

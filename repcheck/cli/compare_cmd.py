@@ -9,34 +9,59 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import RepcheckError
-from .console import err_console, handle_errors, print_json, progress_callback, stdout_console
-from .options import DEFAULT, Device, DeviceOpt, Dtype, DtypeOpt, FigureFormat, JsonOpt, ModelOpt, OutOpt, QuietOpt
+from .console import emit, handle_errors, progress_callback, stdout_console
+from .options import (
+    DEFAULT,
+    Device,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    FigureFormat,
+    FormatOpt,
+    JsonOpt,
+    ModelOpt,
+    OutOpt,
+    QuietOpt,
+)
 
 
 @handle_errors
 def compare_command(
     prompt: Annotated[Optional[str], typer.Argument(help="A prompt to continue.", show_default=False)] = None,
-    prompts: Annotated[Optional[Path], typer.Option(
-        "--prompts", help="Prompts file: .txt (one per line), .jsonl (text field) or .csv (text column).")] = None,
-    setting: Annotated[Optional[list[str]], typer.Option(
-        "--setting", "-s", help="A preset name (greedy, beam, top_p, dry, ...) or key=value[,key=value...]; "
-                                "repeat for several. See docs/decoding.md.")] = None,
-    settings_file: Annotated[Optional[Path], typer.Option(
-        "--settings", help="TOML file of [settings.NAME] tables.")] = None,
-    preset: Annotated[Optional[str], typer.Option(
-        "--preset", help="A documented selection: standard, sampling, penalties or all.")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate per continuation.")] = 64,
+    prompts: Annotated[
+        Optional[Path],
+        typer.Option("--prompts", help="Prompts file: .txt (one per line), .jsonl (text field) or .csv (text column)."),
+    ] = None,
+    setting: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--setting",
+            "-s",
+            help="A preset name (greedy, beam, top_p, dry, ...) or key=value[,key=value...]; "
+            "repeat for several. See docs/decoding.md.",
+        ),
+    ] = None,
+    settings_file: Annotated[
+        Optional[Path], typer.Option("--settings", help="TOML file of [settings.NAME] tables.")
+    ] = None,
+    preset: Annotated[
+        Optional[str], typer.Option("--preset", help="A documented selection: standard, sampling, penalties or all.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate per continuation.")
+    ] = 64,
     samples: Annotated[int, typer.Option("--samples", help="Continuations per prompt for sampling settings.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same command gives the same text.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Prompts per generate call.")] = 16,
-    probe_sentence: Annotated[Optional[str], typer.Option(
-        "--probe", help="Also probe this sentence under each setting's logits processors.")] = None,
+    probe_sentence: Annotated[
+        Optional[str], typer.Option("--probe", help="Also probe this sentence under each setting's logits processors.")
+    ] = None,
     repeats: Annotated[int, typer.Option("--repeats", "-k", help="K copies for --probe.")] = 10,
     model: ModelOpt = DEFAULT,
     dtype: DtypeOpt = Dtype.float32,
     device: DeviceOpt = Device.auto,
     out: OutOpt = None,
-    fmt: Annotated[FigureFormat, typer.Option("--format", help="Figure format for --out.")] = FigureFormat.png,
+    fmt: FormatOpt = FigureFormat.png,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -69,16 +94,20 @@ def compare_command(
 
     with progress_callback(not (json_ or quiet)) as cb:
         lm = load_model(model, dtype=dtype.value, device=device.value, progress=cb)
-        result = run_compare(lm, settings, texts, max_new_tokens=max_new_tokens, samples=samples, seed=seed,
-                             batch_size=batch_size, probe_sentences=[probe_sentence] if probe_sentence else [],
-                             repeats=repeats, progress=cb)
+        result = run_compare(
+            lm,
+            settings,
+            texts,
+            max_new_tokens=max_new_tokens,
+            samples=samples,
+            seed=seed,
+            batch_size=batch_size,
+            probe_sentences=[probe_sentence] if probe_sentence else [],
+            repeats=repeats,
+            progress=cb,
+        )
         written = write_compare_outputs(result, out, fmt=fmt.value) if out is not None else []
-    if json_:
-        print_json(result.to_json())
-    else:
-        _print(result)
-    if written and not quiet:
-        err_console.print(f"wrote {', '.join(p.name for p in written)} to {out}", soft_wrap=True)
+    emit(result, json_, quiet, _print, out, written)
 
 
 def _print(result) -> None:
@@ -88,15 +117,19 @@ def _print(result) -> None:
     doc = result.to_dict()
     rows = [s for s in doc["settings"] if "metrics" in s]
     if rows:
-        cols = [("seq-rep-4", lambda s: s["metrics"]["seq_rep_4"]["mean"], min),
-                ("rep-sen", lambda s: s["metrics"]["rep_sen"]["mean"], min),
-                ("loop rate", lambda s: s["loop_rate"], min),
-                ("distinct-2", lambda s: s["metrics"]["distinct_2"]["mean"], max),
-                ("mean log-prob", lambda s: s["metrics"]["mean_logprob"]["mean"], max),
-                ("tokens/s", lambda s: s["tokens_per_s"], max)]
-        table = Table(title=f"{doc['model']['name']} ({doc['dtype']}, {doc['device']}): {len(doc['prompts'])} prompts × "
-                            f"{doc['max_new_tokens']} new tokens, seed {doc['seed']} (n-grams on token ids)",
-                      title_justify="left")
+        cols = [
+            ("seq-rep-4", lambda s: s["metrics"]["seq_rep_4"]["mean"], min),
+            ("rep-sen", lambda s: s["metrics"]["rep_sen"]["mean"], min),
+            ("loop rate", lambda s: s["loop_rate"], min),
+            ("distinct-2", lambda s: s["metrics"]["distinct_2"]["mean"], max),
+            ("mean log-prob", lambda s: s["metrics"]["mean_logprob"]["mean"], max),
+            ("tokens/s", lambda s: s["tokens_per_s"], max),
+        ]
+        table = Table(
+            title=f"{doc['model']['name']} ({doc['dtype']}, {doc['device']}): {len(doc['prompts'])} prompts × "
+            f"{doc['max_new_tokens']} new tokens, seed {doc['seed']} (n-grams on token ids)",
+            title_justify="left",
+        )
         table.add_column("setting")
         for name, _, _ in cols:
             table.add_column(name, justify="right")
@@ -114,12 +147,17 @@ def _print(result) -> None:
         console.print(table)
         for s in rows:
             example = " ".join(s["example"].split())
-            console.print(f"[bold]{s['name']}[/]: {example[:160]}{'…' if len(example) > 160 else ''}",
-                          highlight=False, markup=True)
+            console.print(
+                f"[bold]{s['name']}[/]: {example[:160]}{'…' if len(example) > 160 else ''}",
+                highlight=False,
+                markup=True,
+            )
     probed = [s for s in doc["settings"] if "probe" in s]
     if probed:
-        table = Table(title=f"probe under each setting: {doc['probe']['sentences'][0]!r}, K={doc['probe']['repeats']}",
-                      title_justify="left")
+        table = Table(
+            title=f"probe under each setting: {doc['probe']['sentences'][0]!r}, K={doc['probe']['repeats']}",
+            title_justify="left",
+        )
         for col in ("setting", "TP(0)", "TP(1)", "TP(K-1)", "MP(K-1)", "lock-in copy"):
             table.add_column(col, justify="left" if col == "setting" else "right")
         for s in probed:
@@ -129,6 +167,12 @@ def _print(result) -> None:
                 continue
             pc = pr["per_copy"]
             lock = pr["summary"]["lock_in_copy_mean"]
-            table.add_row(s["name"], f"{pc[0]['tp']:.3f}", f"{pc[min(1, len(pc) - 1)]['tp']:.3f}", f"{pc[-1]['tp']:.3f}",
-                          f"{pc[-1]['mp']:.3f}", "never" if lock is None or math.isnan(lock) else f"{lock:.0f}")
+            table.add_row(
+                s["name"],
+                f"{pc[0]['tp']:.3f}",
+                f"{pc[min(1, len(pc) - 1)]['tp']:.3f}",
+                f"{pc[-1]['tp']:.3f}",
+                f"{pc[-1]['mp']:.3f}",
+                "never" if lock is None or math.isnan(lock) else f"{lock:.0f}",
+            )
         console.print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import functools
 import os
 import sys
@@ -40,8 +41,11 @@ def handle_errors(func: Callable) -> Callable:
         except Exception as err:  # noqa: BLE001 - the last line of defence
             if os.environ.get("REPCHECK_DEBUG"):
                 traceback.print_exc()
-            raise fail(f"internal error ({type(err).__name__}: {' '.join(str(err).split())}); "
-                       "set REPCHECK_DEBUG=1 for a traceback", EXIT_INTERNAL) from None
+            raise fail(
+                f"internal error ({type(err).__name__}: {' '.join(str(err).split())}); "
+                "set REPCHECK_DEBUG=1 for a traceback",
+                EXIT_INTERNAL,
+            ) from None
 
     return wrapper
 
@@ -55,11 +59,17 @@ def progress_callback(enabled: bool) -> Iterator[Callable[[str, int, int], None]
     if not (enabled and err_console.is_terminal):
         yield None
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("starting", total=None)
 
         def callback(desc: str, done: int, total: int) -> None:
@@ -82,9 +92,25 @@ def print_json(text: str) -> None:
     sys.stdout.flush()
 
 
+def emit(result, json_: bool, quiet: bool, print_human: Callable, out=None, written=()) -> None:
+    """The end of every reporting command: the JSON document or the human table on stdout,
+    then which files were written (stderr)."""
+    if json_:
+        print_json(result.to_json())
+    else:
+        print_human(result)
+    if written and not quiet:
+        err_console.print(f"wrote {', '.join(p.name for p in written)} to {out}", soft_wrap=True)
+
+
+def missing(value) -> bool:
+    """None or NaN: an undefined number (IP at copy 0, an interval of one sentence)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def tp_bar(value: float | None, width: int = 20) -> str:
     """A small inline bar: 0 → empty, 1 → ``width`` full blocks (eighth-block resolution)."""
-    if value is None or value != value:
+    if missing(value):
         return ""
     eighths = round(max(0.0, min(1.0, value)) * width * 8)
     full, rest = divmod(eighths, 8)

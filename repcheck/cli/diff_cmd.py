@@ -8,23 +8,39 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import RepcheckError
-from .console import err_console, handle_errors, print_json, progress_callback, stdout_console
-from .options import Device, DeviceOpt, Dtype, DtypeOpt, FigureFormat, JsonOpt, OutOpt, QuietOpt
+from .console import emit, handle_errors, missing, progress_callback, stdout_console
+from .options import (
+    Device,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    FigureFormat,
+    FormatOpt,
+    JsonOpt,
+    OutOpt,
+    PrefixOpt,
+    QuietOpt,
+    RepeatsOpt,
+)
 
 
 @handle_errors
 def diff_command(
     sentence: Annotated[Optional[str], typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
-    model: Annotated[Optional[list[str]], typer.Option(
-        "--model", "-m", help="A model spec (alias, directory, .gguf or hub id); give two or more.")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A set of sentences (.txt, .jsonl, .csv).")] = None,
-    repeats: Annotated[int, typer.Option("--repeats", "-k", help="K: how many copies of the sentence.")] = 10,
-    prefix: Annotated[Optional[str], typer.Option("--prefix", help="Text after BOS, before the first copy.")] = None,
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option("--model", "-m", help="A model spec (alias, directory, .gguf or hub id); give two or more."),
+    ] = None,
+    file: Annotated[
+        Optional[Path], typer.Option("--file", "-f", help="A set of sentences (.txt, .jsonl, .csv).")
+    ] = None,
+    repeats: RepeatsOpt = 10,
+    prefix: PrefixOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Sentences per forward pass.")] = 8,
     dtype: DtypeOpt = Dtype.float32,
     device: DeviceOpt = Device.auto,
     out: OutOpt = None,
-    fmt: Annotated[FigureFormat, typer.Option("--format", help="Figure format for --out.")] = FigureFormat.png,
+    fmt: FormatOpt = FigureFormat.png,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -50,12 +66,7 @@ def diff_command(
         loaded = [load_model(m, dtype=dtype.value, device=device.value, progress=cb) for m in models]
         result = diff_models(loaded, texts, repeats=repeats, prefix=prefix, batch_size=batch_size, progress=cb)
         written = write_diff_outputs(result, out, fmt=fmt.value) if out is not None else []
-    if json_:
-        print_json(result.to_json())
-    else:
-        _print(result)
-    if written and not quiet:
-        err_console.print(f"wrote {', '.join(p.name for p in written)} to {out}", soft_wrap=True)
+    emit(result, json_, quiet, _print, out, written)
 
 
 def _print(result) -> None:
@@ -65,8 +76,11 @@ def _print(result) -> None:
 
     console = stdout_console()
     n = len(result.runs[0].sentences)
-    table = Table(title=f"{n} sentence{'s' if n > 1 else ''} × K={result.runs[0].repeats}"
-                        + (" (mean ± 95% interval half-width)" if n > 1 else ""), title_justify="left")
+    table = Table(
+        title=f"{n} sentence{'s' if n > 1 else ''} × K={result.runs[0].repeats}"
+        + (" (mean ± 95% interval half-width)" if n > 1 else ""),
+        title_justify="left",
+    )
     table.add_column("metric")
     for label in result.labels:
         table.add_column(label, justify="right")
@@ -75,10 +89,10 @@ def _print(result) -> None:
     deltas = {(d["model"], d["metric"]): d for d in result.deltas()}
 
     def fmt(mean, lo, hi, signed=False):
-        if mean is None or mean != mean:
+        if missing(mean):
             return "–"
         text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
-        return text + (f" ±{(hi - lo) / 2:.3f}" if lo is not None and lo == lo and n > 1 else "")
+        return text + (f" ±{(hi - lo) / 2:.3f}" if not missing(lo) and n > 1 else "")
 
     for m in SUMMARY_METRICS:
         cells = []

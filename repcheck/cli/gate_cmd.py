@@ -15,16 +15,23 @@ from ..errors import RepcheckError
 from .console import err_console, handle_errors, print_json, progress_callback, stdout_console
 from .options import DEFAULT, Device, DeviceOpt, Dtype, JsonOpt, ModelOpt, QuietOpt
 
-baseline_app = typer.Typer(help="Write a suite, or measure a model into a baseline for `repcheck check`.",
-                           no_args_is_help=True)
-SuiteOpt = Annotated[Optional[Path], typer.Option(
-    "--suite", help="Suite TOML (see `repcheck baseline init`); default: the built-in default suite.")]
+baseline_app = typer.Typer(
+    help="Write a suite, or measure a model into a baseline for `repcheck check`.", no_args_is_help=True
+)
+SuiteOpt = Annotated[
+    Optional[Path],
+    typer.Option("--suite", help="Suite TOML (see `repcheck baseline init`); default: the built-in default suite."),
+]
 
 
 @baseline_app.command("init")
 @handle_errors
-def init(output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the suite.")] = Path("repcheck-suite.toml"),
-         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+def init(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the suite.")] = Path(
+        "repcheck-suite.toml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
     """Write a commented default suite."""
     from ..outputs import check_writable_file, write_text_file
     from ..suite import DEFAULT_SUITE_TOML
@@ -33,18 +40,22 @@ def init(output: Annotated[Path, typer.Option("--output", "-o", help="Where to w
     if output.exists() and not force:
         raise RepcheckError(f"{output} exists; pass --force to overwrite it")
     write_text_file(output, DEFAULT_SUITE_TOML)
-    err_console.print(f"wrote {output}; edit it, then run `repcheck baseline create --suite {output} -o baseline.json`",
-                      soft_wrap=True)
+    err_console.print(
+        f"wrote {output}; edit it, then run `repcheck baseline create --suite {output} -o baseline.json`",
+        soft_wrap=True,
+    )
 
 
 @baseline_app.command("create")
 @handle_errors
-def create(model: ModelOpt = DEFAULT,
-           suite: SuiteOpt = None,
-           output: Annotated[Path, typer.Option("--output", "-o", help="Baseline JSON to write.")] = Path("baseline.json"),
-           device: DeviceOpt = Device.auto,
-           json_: JsonOpt = False,
-           quiet: QuietOpt = False) -> None:
+def create(
+    model: ModelOpt = DEFAULT,
+    suite: SuiteOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline JSON to write.")] = Path("baseline.json"),
+    device: DeviceOpt = Device.auto,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
     """Run the suite on a model and write a baseline: every metric with its bootstrap standard error."""
     import json
 
@@ -63,24 +74,37 @@ def create(model: ModelOpt = DEFAULT,
     if json_:
         print_json(text)
     elif not quiet:
-        err_console.print(f"wrote {output}: {len(doc['metrics'])} metrics of {model} ({lm.dtype}, {lm.device})",
-                          soft_wrap=True)
+        err_console.print(
+            f"wrote {output}: {len(doc['metrics'])} metrics of {model} ({lm.dtype}, {lm.device})", soft_wrap=True
+        )
 
 
 @handle_errors
 def check_command(
     model: ModelOpt = DEFAULT,
-    baseline: Annotated[Path, typer.Option("--baseline", help="Baseline JSON from `repcheck baseline create`.")] = Path("baseline.json"),
-    suite: Annotated[Optional[Path], typer.Option(
-        "--suite", help="Optional: must match the baseline's own suite (which is what runs).")] = None,
+    baseline: Annotated[Path, typer.Option("--baseline", help="Baseline JSON from `repcheck baseline create`.")] = Path(
+        "baseline.json"
+    ),
+    suite: Annotated[
+        Optional[Path],
+        typer.Option("--suite", help="Optional: must match the baseline's own suite (which is what runs)."),
+    ] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here.")] = None,
-    markdown: Annotated[Optional[Path], typer.Option(
-        "--markdown", help="Write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")] = None,
+    markdown: Annotated[
+        Optional[Path],
+        typer.Option("--markdown", help="Write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set)."),
+    ] = None,
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML, one testcase per metric.")] = None,
-    allow_env_change: Annotated[bool, typer.Option(
-        "--allow-env-change", help="Check even if the dtype or suite differs from the baseline's (warns).")] = False,
-    dtype: Annotated[Optional[Dtype], typer.Option(
-        "--dtype", help="Override the suite's dtype (an environment change: needs --allow-env-change).")] = None,
+    allow_env_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-env-change", help="Check even if the dtype or suite differs from the baseline's (warns)."
+        ),
+    ] = False,
+    dtype: Annotated[
+        Optional[Dtype],
+        typer.Option("--dtype", help="Override the suite's dtype (an environment change: needs --allow-env-change)."),
+    ] = None,
     device: DeviceOpt = Device.auto,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -102,8 +126,15 @@ def check_command(
             check_writable_file(path, option)
     with progress_callback(not (json_ or quiet)) as cb:
         lm = load_model(model, dtype=dtype.value if dtype else base_suite.dtype, device=device.value, progress=cb)
-        result = check(lm, doc, base_suite, baseline_path=str(baseline), allow_env_change=allow_env_change,
-                       warnings=warnings, progress=cb)
+        result = check(
+            lm,
+            doc,
+            base_suite,
+            baseline_path=str(baseline),
+            allow_env_change=allow_env_change,
+            warnings=warnings,
+            progress=cb,
+        )
     if report is not None:
         write_text_file(report, result.to_json() + "\n")
     md = result.to_markdown()
@@ -139,9 +170,15 @@ def _print(result, quiet: bool) -> None:
             table.add_column(col, justify="left" if col in ("metric", "better", "status") else "right")
         style = {"regressed": "bold red", "improved": "green", "pass": "", "reported": "dim"}
         for m in result.metrics:
-            table.add_row(m.name, m.direction or "–", _fmt(m.baseline), _fmt(m.current), _fmt(m.delta, signed=True),
-                          f"{_fmt(m.tolerance)} ({m.tolerance_source})", f"[{style[m.status]}]{m.status}[/]"
-                          if style[m.status] else m.status)
+            table.add_row(
+                m.name,
+                m.direction or "–",
+                _fmt(m.baseline),
+                _fmt(m.current),
+                _fmt(m.delta, signed=True),
+                f"{_fmt(m.tolerance)} ({m.tolerance_source})",
+                f"[{style[m.status]}]{m.status}[/]" if style[m.status] else m.status,
+            )
         console.print(table)
     color = "bold red" if result.verdict == "regressed" else "bold green"
     console.print(f"[{color}]{result.headline()}[/]", highlight=False, soft_wrap=True)

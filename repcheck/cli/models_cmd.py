@@ -31,10 +31,20 @@ def list_models(json_: JsonOpt = False) -> None:
     """Built-in aliases, whether each is cached, and its size on disk."""
     rows = []
     for m in BUILTIN_MODELS.values():
-        rows.append({"alias": m.alias, "description": m.description, "license": m.license,
-                     "source": f"{m.pypi_requirement} ({m.member})", "gguf_bytes": m.size, "sha256": m.sha256,
-                     "downloaded": m.gguf_path.exists(), "converted": m.is_converted(),
-                     "cache_bytes": cached_bytes(m), "path": str(m.dir)})
+        rows.append(
+            {
+                "alias": m.alias,
+                "description": m.description,
+                "license": m.license,
+                "source": f"{m.pypi_requirement} ({m.member})",
+                "gguf_bytes": m.size,
+                "sha256": m.sha256,
+                "downloaded": m.gguf_path.exists(),
+                "converted": m.is_converted(),
+                "cache_bytes": cached_bytes(m),
+                "path": str(m.dir),
+            }
+        )
     if json_:
         print_json(json.dumps({"cache_dir": str(cache_dir()), "models": rows}, indent=2))
         return
@@ -51,9 +61,11 @@ def list_models(json_: JsonOpt = False) -> None:
 
 @app.command("pull")
 @handle_errors
-def pull(alias: Annotated[str, typer.Argument(help="A built-in alias, e.g. smollm2-135m.")],
-         force: Annotated[bool, typer.Option("--force", help="Delete the cached copy and fetch again.")] = False,
-         quiet: QuietOpt = False) -> None:
+def pull(
+    alias: Annotated[str, typer.Argument(help="A built-in alias, e.g. smollm2-135m.")],
+    force: Annotated[bool, typer.Option("--force", help="Delete the cached copy and fetch again.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
     """Download, verify (sha256) and convert a built-in model ahead of time."""
     if alias not in BUILTIN_MODELS:
         raise RepcheckError(f"unknown alias {alias!r}; built-in aliases: {', '.join(BUILTIN_MODELS)}")
@@ -63,4 +75,6 @@ def pull(alias: Annotated[str, typer.Argument(help="A built-in alias, e.g. smoll
     with progress_callback(not quiet) as cb:
         path = ensure_converted(model, cb)
     if not quiet:
-        err_console.print(f"{alias}: ready in {path} ({_human(cached_bytes(model))}, sha256 {model.sha256[:12]}… verified)")
+        err_console.print(
+            f"{alias}: ready in {path} ({_human(cached_bytes(model))}, sha256 {model.sha256[:12]}… verified)"
+        )

@@ -29,17 +29,36 @@ class FigureFormat(str, Enum):
     pdf = "pdf"
 
 
-ModelOpt = Annotated[str, typer.Option(
-    "--model", "-m", envvar="REPCHECK_MODEL", show_default=True,
-    help="Built-in alias (see `repcheck models list`), a local model directory, a .gguf file, "
-         "or a Hugging Face hub id (needs the hub).")]
-DtypeOpt = Annotated[Dtype, typer.Option(
-    "--dtype", help="Weights and activations dtype. float32 is exact; bfloat16 is 3-4x faster on CPUs "
-                    "with AMX but moved probabilities by up to 0.057 in our measurements.")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="REPCHECK_MODEL",
+        show_default=True,
+        help="Built-in alias (see `repcheck models list`), a local model directory, a .gguf file, "
+        "or a Hugging Face hub id (needs the hub).",
+    ),
+]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        "--dtype",
+        help="Weights and activations dtype. float32 is exact; bfloat16 is 3-4x faster on CPUs "
+        "with AMX but moved probabilities by up to 0.057 in our measurements.",
+    ),
+]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run: auto picks cuda when present.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout and nothing else.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages on stderr.")]
-OutOpt = Annotated[Optional[str], typer.Option(
-    "--out", "-o", help="Write CSVs, summary.json and figures into exactly this directory.")]
+OutOpt = Annotated[
+    Optional[str], typer.Option("--out", "-o", help="Write CSVs, summary.json and figures into exactly this directory.")
+]
+
+FormatOpt = Annotated[FigureFormat, typer.Option("--format", help="Figure format for --out.")]
+RepeatsOpt = Annotated[int, typer.Option("--repeats", "-k", help="K: how many copies of the sentence.")]
+PrefixOpt = Annotated[
+    Optional[str], typer.Option("--prefix", help="Text placed after the BOS token, before the first copy.")
+]
 
 DEFAULT = DEFAULT_MODEL

@@ -8,33 +8,58 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import RepcheckError
-from .console import err_console, handle_errors, print_json, progress_callback, stdout_console, tp_bar
-from .options import DEFAULT, Device, DeviceOpt, Dtype, DtypeOpt, FigureFormat, JsonOpt, ModelOpt, OutOpt, QuietOpt
+from .console import emit, handle_errors, missing, progress_callback, stdout_console, tp_bar
+from .options import (
+    DEFAULT,
+    Device,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    FigureFormat,
+    FormatOpt,
+    JsonOpt,
+    ModelOpt,
+    OutOpt,
+    PrefixOpt,
+    QuietOpt,
+    RepeatsOpt,
+)
 
 
 @handle_errors
 def probe_command(
     sentence: Annotated[Optional[str], typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
-    repeats: Annotated[int, typer.Option("--repeats", "-k", help="K: how many copies of the sentence.")] = 10,
-    file: Annotated[Optional[Path], typer.Option(
-        "--file", "-f", help="A set of sentences: .txt (one per line, # comments), .jsonl (text field) or "
-                             ".csv (text column).")] = None,
-    random: Annotated[Optional[int], typer.Option(
-        "--random", help="Probe N sentences of random tokens instead (see --length, --seed).")] = None,
+    repeats: RepeatsOpt = 10,
+    file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--file",
+            "-f",
+            help="A set of sentences: .txt (one per line, # comments), .jsonl (text field) or .csv (text column).",
+        ),
+    ] = None,
+    random: Annotated[
+        Optional[int],
+        typer.Option("--random", help="Probe N sentences of random tokens instead (see --length, --seed)."),
+    ] = None,
     length: Annotated[int, typer.Option("--length", help="Tokens per random sentence.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Seed for --random.")] = 0,
-    prefix: Annotated[Optional[str], typer.Option(
-        "--prefix", help="Text placed after the BOS token, before the first copy.")] = None,
+    prefix: PrefixOpt = None,
     model: ModelOpt = DEFAULT,
     dtype: DtypeOpt = Dtype.float32,
     device: DeviceOpt = Device.auto,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Sentences per forward pass.")] = 8,
     out: OutOpt = None,
-    fmt: Annotated[FigureFormat, typer.Option("--format", help="Figure format for --out.")] = FigureFormat.png,
-    token: Annotated[Optional[str], typer.Option(
-        "--token", help="Draw bars.png for this word's token (single sentence), as in the paper's figure.")] = None,
-    position: Annotated[Optional[int], typer.Option(
-        "--position", help="Draw bars.png for token position L (0-based, single sentence).")] = None,
+    fmt: FormatOpt = FigureFormat.png,
+    token: Annotated[
+        Optional[str],
+        typer.Option(
+            "--token", help="Draw bars.png for this word's token (single sentence), as in the paper's figure."
+        ),
+    ] = None,
+    position: Annotated[
+        Optional[int], typer.Option("--position", help="Draw bars.png for token position L (0-based, single sentence).")
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -64,8 +89,10 @@ def probe_command(
     texts = read_sentences(file) if file is not None else ([sentence] if sentence is not None else [])
     single = sentence is not None or (random == 1)
     if (token is not None or position is not None) and not single:
-        raise RepcheckError("--token and --position draw one token of a single sentence; "
-                            "drop them to draw the mean over positions and sentences")
+        raise RepcheckError(
+            "--token and --position draw one token of a single sentence; "
+            "drop them to draw the mean over positions and sentences"
+        )
     if out is not None:
         check_writable_dir(out)
 
@@ -79,22 +106,16 @@ def probe_command(
         if token is not None:
             position = find_token([lm.tokenizer.decode([t]) for t in encoded[0].token_ids], token)
         if position is not None and not 0 <= position < len(encoded[0].token_ids):
-            raise RepcheckError(f"--position {position} is outside the sentence's "
-                                f"{len(encoded[0].token_ids)} tokens (0..{len(encoded[0].token_ids) - 1})")
+            raise RepcheckError(
+                f"--position {position} is outside the sentence's "
+                f"{len(encoded[0].token_ids)} tokens (0..{len(encoded[0].token_ids) - 1})"
+            )
         extra = {"random": {"n": random, "length": length, "seed": seed}} if random is not None else {}
-        result = probe(lm, encoded, repeats=repeats, prefix=prefix, batch_size=batch_size, progress=cb,
-                       settings=extra)
-        if out is not None:
-            if cb:
-                cb("writing figures", 0, 0)
-            written = write_probe_outputs(result, out, fmt=fmt.value, position=position)
-
-    if json_:
-        print_json(result.to_json())
-    else:
-        _print_table(result)
-    if out is not None and not quiet:
-        err_console.print(f"wrote {', '.join(p.name for p in written)} to {out}", soft_wrap=True)
+        result = probe(lm, encoded, repeats=repeats, prefix=prefix, batch_size=batch_size, progress=cb, settings=extra)
+        if out is not None and cb:
+            cb("writing figures", 0, 0)
+        written = write_probe_outputs(result, out, fmt=fmt.value, position=position) if out is not None else []
+    emit(result, json_, quiet, _print_table, out, written)
 
 
 def _print_table(result) -> None:
@@ -102,7 +123,7 @@ def _print_table(result) -> None:
 
     n_sent = len(result.sentences)
     rows = result.per_copy()
-    what = (f"“{result.sentences[0].text}”" if n_sent == 1 else f"mean of {n_sent} sentences (95% interval)")
+    what = f"“{result.sentences[0].text}”" if n_sent == 1 else f"mean of {n_sent} sentences (95% interval)"
     table = Table(title=f"{result.model['name']} ({result.dtype}, {result.device}): {what}", title_justify="left")
     table.add_column("n", justify="right")
     table.add_column("TP", justify="right")
@@ -111,20 +132,28 @@ def _print_table(result) -> None:
         table.add_column(col, justify="right")
 
     def fmt(v):
-        return "–" if v is None or v != v else f"{v:.3f}"
+        return "–" if missing(v) else f"{v:.3f}"
 
     for r in rows:
         tp = fmt(r["tp"])
         lo, hi = r["ci95"]["tp"]
-        if n_sent > 1 and lo == lo:
+        if n_sent > 1 and not missing(lo):
             tp += f" ±{(hi - lo) / 2:.3f}"
         table.add_row(str(r["n"]), tp, tp_bar(r["tp"]), fmt(r["mp"]), fmt(r["ip"]), fmt(r["wr"]), fmt(r["ar"]))
     console = stdout_console()
     console.print(table)
     s = result.summary()
     lock = s["lock_in_copy_mean"]
-    lock_text = (f"TP ≥ 0.9 from copy {lock:.0f}" if n_sent == 1 and lock is not None else
-                 f"{s['lock_in_rate']:.0%} of sentences reach TP ≥ 0.9" if n_sent > 1 else "TP never reaches 0.9")
-    console.print(f"TP {s['tp_first']['mean']:.3f} → {s['tp_last']['mean']:.3f} "
-                  f"(rise {s['tp_rise']['mean']:+.3f}); {lock_text}. "
-                  f"{result.provenance.get('tokens_per_s')} tokens/s.", highlight=False)
+    lock_text = (
+        f"TP ≥ 0.9 from copy {lock:.0f}"
+        if n_sent == 1 and lock is not None
+        else f"{s['lock_in_rate']:.0%} of sentences reach TP ≥ 0.9"
+        if n_sent > 1
+        else "TP never reaches 0.9"
+    )
+    console.print(
+        f"TP {s['tp_first']['mean']:.3f} → {s['tp_last']['mean']:.3f} "
+        f"(rise {s['tp_rise']['mean']:+.3f}); {lock_text}. "
+        f"{result.provenance.get('tokens_per_s')} tokens/s.",
+        highlight=False,
+    )

@@ -24,8 +24,11 @@ def test_tp_rises_from_the_first_to_the_tenth_copy(smol):
 
 
 def test_sentence_set_reinforces_on_average(smol):
-    sentences = [line for line in open(Path(__file__).parents[2] / "sample_prompts" / "wiki_en.txt", encoding="utf-8")
-                 if line.strip() and not line.startswith("#")][:16]
+    sentences = [
+        line
+        for line in open(Path(__file__).parents[2] / "sample_prompts" / "wiki_en.txt", encoding="utf-8")
+        if line.strip() and not line.startswith("#")
+    ][:16]
     r = probe(smol, sentences, repeats=6, batch_size=8)
     rows = r.per_copy()
     assert rows[5]["tp"] > rows[0]["tp"] + 0.3

@@ -12,8 +12,10 @@ pytestmark = pytest.mark.slow
 
 def test_builtin_baseline_passes_against_itself(smol, tmp_path):
     suite = tmp_path / "suite.toml"
-    suite.write_text('[probe]\nsentences = "wiki_en"\nlimit = 16\nrepeats = 6\n\n'
-                     '[compare]\nprompts = "open_ended"\nlimit = 4\nsettings = ["greedy"]\nmax_new_tokens = 24\n')
+    suite.write_text(
+        '[probe]\nsentences = "wiki_en"\nlimit = 16\nrepeats = 6\n\n'
+        '[compare]\nprompts = "open_ended"\nlimit = 4\nsettings = ["greedy"]\nmax_new_tokens = 24\n'
+    )
     baseline = tmp_path / "baseline.json"
     runner = CliRunner()
     r = runner.invoke(app, ["baseline", "create", "--suite", str(suite), "-o", str(baseline), "--quiet"])

@@ -55,8 +55,14 @@ def test_out_dir_gets_exactly_the_files(tiny_llama, tmp_path):
     out = tmp_path / "runs" / "tiny"
     r = run("probe", SENTENCE, "-m", tiny_llama, "-k", 3, "--out", out, "--token", "budget", "--format", "svg")
     assert r.exit_code == 0, r.output
-    assert sorted(os.listdir(out)) == ["bars.svg", "curve.svg", "per_copy.csv", "per_sentence.csv",
-                                       "per_token.csv", "summary.json"]
+    assert sorted(os.listdir(out)) == [
+        "bars.svg",
+        "curve.svg",
+        "per_copy.csv",
+        "per_sentence.csv",
+        "per_token.csv",
+        "summary.json",
+    ]
     assert sorted(os.listdir(tmp_path / "runs")) == ["tiny"]  # no temp dirs left behind
     doc = json.loads((out / "summary.json").read_text())
     import pandas as pd
@@ -84,18 +90,21 @@ def test_random_sentences(tiny_llama):
     assert doc["settings"]["random"] == {"n": 3, "length": 4, "seed": 7}
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["probe"], "give a SENTENCE"),
-    (["probe", ""], "empty"),
-    (["probe", "   "], "empty"),
-    (["probe", "x", "--repeats", "0"], "at least 1"),
-    (["probe", "x", "--batch-size", "0"], "at least 1"),
-    (["probe", "x", "--file", "f.txt"], "only one of"),
-    (["probe", "--file", "/nonexistent/f.txt"], "cannot read"),
-    (["probe", "x", "--model", "no-such-alias"], "not a built-in alias"),
-    (["probe", "x", "--model", "./no/such/dir"], "no such file"),
-    (["probe", "x", "--model", "gpt2"], "hub is unreachable"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["probe"], "give a SENTENCE"),
+        (["probe", ""], "empty"),
+        (["probe", "   "], "empty"),
+        (["probe", "x", "--repeats", "0"], "at least 1"),
+        (["probe", "x", "--batch-size", "0"], "at least 1"),
+        (["probe", "x", "--file", "f.txt"], "only one of"),
+        (["probe", "--file", "/nonexistent/f.txt"], "cannot read"),
+        (["probe", "x", "--model", "no-such-alias"], "not a built-in alias"),
+        (["probe", "x", "--model", "./no/such/dir"], "no such file"),
+        (["probe", "x", "--model", "gpt2"], "hub is unreachable"),
+    ],
+)
 def test_bad_input_without_a_model(args, needle):
     assert_usage_error(run(*args), needle)
 

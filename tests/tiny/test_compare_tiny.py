@@ -28,8 +28,16 @@ def test_same_seed_same_tokens(tiny_llama_model):
     assert len(a.generations) == 6 and {g.sample for g in a.generations} == {0, 1}
 
 
-@pytest.mark.parametrize("setting", ["greedy", "repetition_penalty=1.3", "no_repeat_ngram_size=2",
-                                     "presence_penalty=1.0,frequency_penalty=0.5", "dry_multiplier=0.8"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "greedy",
+        "repetition_penalty=1.3",
+        "no_repeat_ngram_size=2",
+        "presence_penalty=1.0,frequency_penalty=0.5",
+        "dry_multiplier=0.8",
+    ],
+)
 def test_batched_equals_unbatched_for_greedy(tiny_llama_model, setting):
     s = parse_setting(setting)
     batched = generate(tiny_llama_model, PROMPTS, s, max_new_tokens=10, batch_size=3)
@@ -78,8 +86,9 @@ def test_probe_under_temperature_by_hand(tiny_gpt2_model):
 
 
 def test_no_repeat_ngram_zeroes_repeats_in_the_probe(tiny_llama_model):
-    r = probe(tiny_llama_model, "Paris is the capital of France.", repeats=3,
-              decoding=parse_setting("no_repeat_ngram_size=2"))
+    r = probe(
+        tiny_llama_model, "Paris is the capital of France.", repeats=3, decoding=parse_setting("no_repeat_ngram_size=2")
+    )
     s = r.sentences[0]
     # From the second token of copy 1 on, every repeated token completes a bigram already seen.
     assert (s.p[1, 1:] == 0).all() and (s.p[2] == 0).all()
@@ -87,8 +96,9 @@ def test_no_repeat_ngram_zeroes_repeats_in_the_probe(tiny_llama_model):
 
 def test_run_compare_document(tiny_gpt2_model):
     settings = [parse_setting("greedy"), parse_setting("beam"), parse_setting("top_k=5")]
-    res = run_compare(tiny_gpt2_model, settings, PROMPTS[:2], max_new_tokens=8, samples=2,
-                      probe_sentences=["Water boils."], repeats=2)
+    res = run_compare(
+        tiny_gpt2_model, settings, PROMPTS[:2], max_new_tokens=8, samples=2, probe_sentences=["Water boils."], repeats=2
+    )
     doc = json.loads(res.to_json())
     assert doc["kind"] == "compare" and [s["name"] for s in doc["settings"]] == ["greedy", "beam", "top_k=5"]
     top_k = doc["settings"][2]
@@ -106,15 +116,39 @@ def test_cli_json_and_files(tiny_gpt2, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("\n".join(PROMPTS[:2]))
     out = tmp_path / "cmp"
-    r = cli("--prompts", prompts, "-m", tiny_gpt2, "-s", "greedy", "-s", "repetition_penalty=1.3", "-n", 6,
-            "--probe", "Water boils.", "-k", 2, "--json", "--out", out)
+    r = cli(
+        "--prompts",
+        prompts,
+        "-m",
+        tiny_gpt2,
+        "-s",
+        "greedy",
+        "-s",
+        "repetition_penalty=1.3",
+        "-n",
+        6,
+        "--probe",
+        "Water boils.",
+        "-k",
+        2,
+        "--json",
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert [s["name"] for s in doc["settings"]] == ["greedy", "repetition_penalty=1.3"]
-    assert sorted(os.listdir(out)) == ["curves.png", "generations.jsonl", "metrics.png", "per_setting.csv",
-                                       "summary.json"]
+    assert sorted(os.listdir(out)) == [
+        "curves.png",
+        "generations.jsonl",
+        "metrics.png",
+        "per_setting.csv",
+        "summary.json",
+    ]
     lines = (out / "generations.jsonl").read_text().splitlines()
-    assert len(lines) == 4 and {"prompt", "setting", "sample", "text", "token_ids", "loop_period"} <= set(json.loads(lines[0]))
+    assert len(lines) == 4 and {"prompt", "setting", "sample", "text", "token_ids", "loop_period"} <= set(
+        json.loads(lines[0])
+    )
 
 
 def test_cli_table(tiny_gpt2):
@@ -123,15 +157,18 @@ def test_cli_table(tiny_gpt2):
     assert "seq-rep-4" in r.stdout and "dry" in r.stdout
 
 
-@pytest.mark.parametrize("args,needle", [
-    ([], "give a PROMPT"),
-    (["x", "-s", "top_p=2"], "out of range"),
-    (["x", "-s", "warp_speed=9"], "unknown decoding key"),
-    (["x", "-s", "num_beams=2,temperature=0.5"], "cannot be combined"),
-    (["x", "--preset", "nope"], "unknown --preset"),
-    (["x", "-n", "0"], "at least 1"),
-    (["x", "--settings", "/no/such.toml"], "cannot read"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        ([], "give a PROMPT"),
+        (["x", "-s", "top_p=2"], "out of range"),
+        (["x", "-s", "warp_speed=9"], "unknown decoding key"),
+        (["x", "-s", "num_beams=2,temperature=0.5"], "cannot be combined"),
+        (["x", "--preset", "nope"], "unknown --preset"),
+        (["x", "-n", "0"], "at least 1"),
+        (["x", "--settings", "/no/such.toml"], "cannot read"),
+    ],
+)
 def test_cli_bad_input(args, needle):
     r = cli(*args)
     assert r.exit_code == 2, r.output

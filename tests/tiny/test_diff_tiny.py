@@ -28,8 +28,23 @@ def test_diff_cli(tiny_llama, tiny_llama_repeated, tmp_path):
     f = tmp_path / "s.txt"
     f.write_text("\n".join(SENTENCES))
     out = tmp_path / "d"
-    r = runner.invoke(app, ["diff", "-m", str(tiny_llama), "-m", str(tiny_llama_repeated), "--file", str(f), "-k", "3",
-                            "--out", str(out), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "diff",
+            "-m",
+            str(tiny_llama),
+            "-m",
+            str(tiny_llama_repeated),
+            "--file",
+            str(f),
+            "-k",
+            "3",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["kind"] == "diff" and len(doc["models"]) == 2 and len(doc["runs"]) == 2
@@ -38,11 +53,14 @@ def test_diff_cli(tiny_llama, tiny_llama_repeated, tmp_path):
     assert r.exit_code == 0 and "tp_last" in r.stdout
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["diff", "x", "-m", "a"], "two or more"),
-    (["diff", "-m", "a", "-m", "b"], "SENTENCE or --file"),
-    (["diff", " ", "-m", "a", "-m", "b"], "empty"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["diff", "x", "-m", "a"], "two or more"),
+        (["diff", "-m", "a", "-m", "b"], "SENTENCE or --file"),
+        (["diff", " ", "-m", "a", "-m", "b"], "empty"),
+    ],
+)
 def test_diff_bad_input(args, needle):
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and needle in r.stderr

@@ -73,8 +73,9 @@ def test_same_command_twice_gives_identical_numbers(tiny_llama, suite, tmp_path,
 
 def test_a_against_its_own_baseline_passes(tiny_llama, baseline_a, tmp_path):
     md, junit, report = tmp_path / "r.md", tmp_path / "j.xml", tmp_path / "r.json"
-    r = cli("check", "--model", tiny_llama, "--baseline", baseline_a, "--markdown", md, "--junit", junit,
-            "--report", report)
+    r = cli(
+        "check", "--model", tiny_llama, "--baseline", baseline_a, "--markdown", md, "--junit", junit, "--report", report
+    )
     assert r.exit_code == 0, r.output
     assert "PASS" in r.stdout
     doc = json.loads(report.read_text())
@@ -90,8 +91,9 @@ def test_fine_tuned_on_repeats_regresses(tiny_llama_repeated, baseline_a, tmp_pa
     summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     md, junit = tmp_path / "r.md", tmp_path / "j.xml"
-    r = cli("check", "--model", tiny_llama_repeated, "--baseline", baseline_a, "--json", "--markdown", md,
-            "--junit", junit)
+    r = cli(
+        "check", "--model", tiny_llama_repeated, "--baseline", baseline_a, "--json", "--markdown", md, "--junit", junit
+    )
     assert r.exit_code == 3, r.output
     doc = json.loads(r.stdout)
     regressed = {m["name"] for m in doc["metrics"] if m["status"] == "regressed"}
@@ -114,8 +116,9 @@ def test_compare_block_metrics(tiny_llama, suite, tmp_path):
     r = cli("baseline", "create", "--model", tiny_llama, "--suite", suite, "-o", out, "--quiet")
     assert r.exit_code == 0, r.output
     metrics = json.loads(out.read_text())["metrics"]
-    assert {"compare.greedy.seq_rep_4", "compare.repetition_penalty=1.3.loop_rate",
-            "compare.greedy.distinct_2"} <= set(metrics)
+    assert {"compare.greedy.seq_rep_4", "compare.repetition_penalty=1.3.loop_rate", "compare.greedy.distinct_2"} <= set(
+        metrics
+    )
     assert metrics["compare.greedy.distinct_2"]["direction"] == "higher"
     r = cli("check", "--model", tiny_llama, "--baseline", out, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["counts"]["regressed"] == 0
@@ -124,8 +127,9 @@ def test_compare_block_metrics(tiny_llama, suite, tmp_path):
 def test_environment_change_is_refused_unless_allowed(tiny_llama, baseline_a):
     r = cli("check", "--model", tiny_llama, "--baseline", baseline_a, "--dtype", "bfloat16")
     assert r.exit_code == 2 and "dtype differs" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = cli("check", "--model", tiny_llama, "--baseline", baseline_a, "--dtype", "bfloat16", "--allow-env-change",
-            "--json")
+    r = cli(
+        "check", "--model", tiny_llama, "--baseline", baseline_a, "--dtype", "bfloat16", "--allow-env-change", "--json"
+    )
     assert r.exit_code in (0, 3), r.output
     assert any("dtype differs" in w for w in json.loads(r.stdout)["warnings"])
 
@@ -139,13 +143,16 @@ def test_suite_mismatch(tiny_llama, baseline_a, suite, tmp_path):
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.parametrize("content,needle", [
-    (None, "cannot read baseline"),
-    ("{not json", "not valid JSON"),
-    ('{"kind": "probe", "schema_version": 1}', "not a repcheck baseline"),
-    ('{"kind": "baseline", "schema_version": 99}', "schema_version 99"),
-    ('{"kind": "baseline", "schema_version": 1, "suite": {}}', "missing"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (None, "cannot read baseline"),
+        ("{not json", "not valid JSON"),
+        ('{"kind": "probe", "schema_version": 1}', "not a repcheck baseline"),
+        ('{"kind": "baseline", "schema_version": 99}', "schema_version 99"),
+        ('{"kind": "baseline", "schema_version": 1, "suite": {}}', "missing"),
+    ],
+)
 def test_bad_baselines(tmp_path, content, needle):
     path = tmp_path / "baseline.json"
     if content is not None:
@@ -155,15 +162,18 @@ def test_bad_baselines(tmp_path, content, needle):
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("toml,needle", [
-    ("[probe]\nrepeats = 0\n", "probe.repeats"),
-    ("[probe]\nsentence = 'x'\n", "unknown key"),
-    ("dtype = 'int8'\n", "dtype must be"),
-    ("[compare]\nsettings = ['top_p=7']\n", "out of range"),
-    ('[metrics."probe.nope"]\ndirection = "lower"\n', "not a metric"),
-    ('[metrics."probe.tp_last"]\ndirection = "up"\n', "direction"),
-    ("[probe\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "toml,needle",
+    [
+        ("[probe]\nrepeats = 0\n", "probe.repeats"),
+        ("[probe]\nsentence = 'x'\n", "unknown key"),
+        ("dtype = 'int8'\n", "dtype must be"),
+        ("[compare]\nsettings = ['top_p=7']\n", "out of range"),
+        ('[metrics."probe.nope"]\ndirection = "lower"\n', "not a metric"),
+        ('[metrics."probe.tp_last"]\ndirection = "up"\n', "direction"),
+        ("[probe\n", "not valid TOML"),
+    ],
+)
 def test_bad_suites(tmp_path, toml, needle):
     path = tmp_path / "suite.toml"
     path.write_text(toml)

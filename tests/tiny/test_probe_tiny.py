@@ -7,8 +7,12 @@ import torch
 from repcheck import EncodedSentence, probe, random_sentences
 from repcheck.errors import RepcheckError
 
-SENTENCES = ["The committee approved the new budget after a long debate.", "Paris is the capital of France.",
-             "The general led his army.", "Water boils."]
+SENTENCES = [
+    "The committee approved the new budget after a long debate.",
+    "Paris is the capital of France.",
+    "The general led his army.",
+    "Water boils.",
+]
 
 
 @pytest.fixture(params=["tiny_gpt2_model", "tiny_llama_model"])

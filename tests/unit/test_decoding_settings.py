@@ -15,25 +15,28 @@ def test_presets_and_key_values():
     assert set(PRESET_GROUPS["standard"]) <= set(PRESETS)
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("nucleus", "unknown preset"),
-    ("top_q=0.9", "unknown decoding key"),
-    ("top_p=1.5", "out of range"),
-    ("top_p=0", "out of range"),
-    ("temperature=0", "out of range"),
-    ("temperature=hot", "must be a number"),
-    ("repetition_penalty=-1", "out of range"),
-    ("presence_penalty=-0.5", "out of range"),
-    ("num_beams=0", "out of range"),
-    ("num_beams=2.5", "integer"),
-    ("top_k=0", "out of range"),
-    ("num_beams=4,top_p=0.9", "cannot be combined"),
-    ("do_sample=false,temperature=0.7", "contradicts"),
-    ("dry_base=2", "need dry_multiplier"),
-    ("penalty_last_n=64", "needs a repetition"),
-    ("top_p=", "must be a number"),
-    ("=3", "malformed"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("nucleus", "unknown preset"),
+        ("top_q=0.9", "unknown decoding key"),
+        ("top_p=1.5", "out of range"),
+        ("top_p=0", "out of range"),
+        ("temperature=0", "out of range"),
+        ("temperature=hot", "must be a number"),
+        ("repetition_penalty=-1", "out of range"),
+        ("presence_penalty=-0.5", "out of range"),
+        ("num_beams=0", "out of range"),
+        ("num_beams=2.5", "integer"),
+        ("top_k=0", "out of range"),
+        ("num_beams=4,top_p=0.9", "cannot be combined"),
+        ("do_sample=false,temperature=0.7", "contradicts"),
+        ("dry_base=2", "need dry_multiplier"),
+        ("penalty_last_n=64", "needs a repetition"),
+        ("top_p=", "must be a number"),
+        ("=3", "malformed"),
+    ],
+)
 def test_bad_settings(text, needle):
     with pytest.raises(RepcheckError, match=needle):
         parse_setting(text)
@@ -41,8 +44,10 @@ def test_bad_settings(text, needle):
 
 def test_settings_file(tmp_path):
     f = tmp_path / "s.toml"
-    f.write_text('[settings.greedy]\n\n[settings.gentle]\npreset = "repetition_penalty"\npenalty_last_n = 64\n'
-                 '[settings.hot]\ntemperature = 1.3\ntop_k = 50\n')
+    f.write_text(
+        '[settings.greedy]\n\n[settings.gentle]\npreset = "repetition_penalty"\npenalty_last_n = 64\n'
+        "[settings.hot]\ntemperature = 1.3\ntop_k = 50\n"
+    )
     got = load_settings_file(f)
     assert [s.name for s in got] == ["greedy", "gentle", "hot"]
     assert got[1].params == {"repetition_penalty": 1.2, "penalty_last_n": 64}

@@ -10,12 +10,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_cli_reference_is_current(tmp_path):
     out = tmp_path / "cli.md"
-    subprocess.run([sys.executable, "-m", "typer", "repcheck.cli.app", "utils", "docs", "--name", "repcheck",
-                    "--output", str(out), "--title", "repcheck command-line reference"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "repcheck.cli.app",
+            "utils",
+            "docs",
+            "--name",
+            "repcheck",
+            "--output",
+            str(out),
+            "--title",
+            "repcheck command-line reference",
+        ],
+        check=True,
+        capture_output=True,
+    )
     assert out.read_text() == (ROOT / "docs" / "cli.md").read_text(), (
         "docs/cli.md is stale: regenerate it with `typer repcheck.cli.app utils docs --name repcheck "
-        "--output docs/cli.md --title 'repcheck command-line reference'`")
+        "--output docs/cli.md --title 'repcheck command-line reference'`"
+    )
 
 
 def test_readme_first_two_commands_and_ci():

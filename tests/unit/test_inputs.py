@@ -20,11 +20,14 @@ def test_read_jsonl_and_csv(tmp_path):
     assert read_sentences(c) == ["Hello, world.", "Bye."]
 
 
-@pytest.mark.parametrize("name,content,needle", [
-    ("empty.txt", "# only a comment\n\n", "no sentences"),
-    ("bad.jsonl", '{"txt": "A."}\n', "text"),
-    ("bad.csv", "a,b\n1,2\n", "text"),
-])
+@pytest.mark.parametrize(
+    "name,content,needle",
+    [
+        ("empty.txt", "# only a comment\n\n", "no sentences"),
+        ("bad.jsonl", '{"txt": "A."}\n', "text"),
+        ("bad.csv", "a,b\n1,2\n", "text"),
+    ],
+)
 def test_bad_files(tmp_path, name, content, needle):
     f = tmp_path / name
     f.write_text(content, encoding="utf-8")

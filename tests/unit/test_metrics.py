@@ -16,12 +16,8 @@ def test_repeated_input_is_token_level_concatenation():
 
 def test_per_copy_metrics_by_hand():
     # K = 3 copies, L = 2 positions.
-    p = np.array([[0.2, 0.5],
-                  [0.3, 0.4],
-                  [0.9, 0.6]])
-    pmax = np.array([[0.5, 0.5],
-                     [0.3, 0.5],
-                     [0.9, 0.6]])
+    p = np.array([[0.2, 0.5], [0.3, 0.4], [0.9, 0.6]])
+    pmax = np.array([[0.5, 0.5], [0.3, 0.5], [0.9, 0.6]])
     c = per_copy_metrics(p, pmax)
     assert [x.n for x in c] == [0, 1, 2]
     assert c[0].tp == pytest.approx(0.35) and c[0].mp == pytest.approx(0.5)

@@ -2,8 +2,16 @@ import math
 
 import pytest
 
-from repcheck.repetition import (continuation_metrics, detect_loop, distinct_n, diversity, pooled_rep_n, rep_sen,
-                                 seq_rep_n, split_sentences)
+from repcheck.repetition import (
+    continuation_metrics,
+    detect_loop,
+    distinct_n,
+    diversity,
+    pooled_rep_n,
+    rep_sen,
+    seq_rep_n,
+    split_sentences,
+)
 
 
 def test_seq_rep_n():

@@ -28,11 +28,26 @@ def _result(n_sent=2, K=3, L=2):
     sents = []
     for i in range(n_sent):
         p = rng.uniform(0.1, 0.5, (K, L))
-        sents.append(SentenceResult(text=f"s{i}", token_ids=[10, 11][:L], tokens=["a", "b"][:L], p=p,
-                                    pmax=p + 0.1, argmax_ids=np.zeros((K, L), int),
-                                    argmax_tokens=[["x"] * L for _ in range(K)]))
-    return ProbeResult(model={"spec": "m", "name": "m"}, dtype="float32", device="cpu", repeats=K, prefix=None,
-                       prefix_ids=[0], sentences=sents)
+        sents.append(
+            SentenceResult(
+                text=f"s{i}",
+                token_ids=[10, 11][:L],
+                tokens=["a", "b"][:L],
+                p=p,
+                pmax=p + 0.1,
+                argmax_ids=np.zeros((K, L), int),
+                argmax_tokens=[["x"] * L for _ in range(K)],
+            )
+        )
+    return ProbeResult(
+        model={"spec": "m", "name": "m"},
+        dtype="float32",
+        device="cpu",
+        repeats=K,
+        prefix=None,
+        prefix_ids=[0],
+        sentences=sents,
+    )
 
 
 def test_json_round_trip_and_nulls():
