@@ -187,8 +187,11 @@ def run_compare(
         prompts=list(prompts),
         settings=list(settings),
     )
-    for s in settings:
+    total = len(settings) * len(prompts)  # progress counts prompts over all settings
+    for i, s in enumerate(settings):
         if prompts:
+            done_before = i * len(prompts)
+            step = (lambda d, done, _t, base=done_before: progress(d, base + done, total)) if progress else None
             result.runs[s.name] = generate(
                 model,
                 prompts,
@@ -197,7 +200,7 @@ def run_compare(
                 samples=samples,
                 seed=seed,
                 batch_size=batch_size,
-                progress=progress,
+                progress=step,
             )
         if probe_sentences:
             if progress:

@@ -60,3 +60,8 @@ def test_cli_on_the_builtin_model(smol, tmp_path):
 def test_context_window_of_the_builtin_model(smol):
     r = CliRunner().invoke(app, ["probe", SENTENCE, "--repeats", "1000"])
     assert r.exit_code == 2 and "largest K that fits is 744" in r.stderr  # (8192 - 1) // 11
+
+
+def test_models_pull_when_cached(smol):
+    r = CliRunner().invoke(app, ["models", "pull", "smollm2-135m"])
+    assert r.exit_code == 0 and "ready" in r.stderr and "verified" in r.stderr

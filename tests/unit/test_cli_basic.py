@@ -46,3 +46,8 @@ def test_models_list_json():
 def test_models_pull_unknown_alias():
     r = runner.invoke(app, ["models", "pull", "nope"])
     assert r.exit_code == 2 and "unknown alias" in r.stderr
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "repcheck", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"repcheck {__version__}"
