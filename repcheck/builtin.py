@@ -23,9 +23,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .atomic import atomic_write_text, publish_dir, temp_dir_beside
 from .cache import models_dir
@@ -178,8 +178,8 @@ def ensure_converted(model: BuiltinModel, progress: ProgressCallback | None = No
     if progress:
         progress(f"converting {model.gguf_name} to safetensors (once)", 0, 0)
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with _tqdm_disabled():  # transformers' own dequantization bar; we report progress ourselves
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

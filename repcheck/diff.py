@@ -8,8 +8,9 @@ Student-t interval.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .builtin import ProgressCallback
 from .errors import RepcheckError

@@ -44,8 +44,8 @@ def repeated_input(prefix_ids: list[int], token_ids: list[int], repeats: int) ->
 
 
 def next_token_probs(
-    logits: "torch.Tensor", input_ids: "torch.Tensor", start: int, count: int
-) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+    logits: torch.Tensor, input_ids: torch.Tensor, start: int, count: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Probability of each actual token and the maximum probability, for ``count`` tokens.
 
     logits:    [T, V]  one sequence's logits (row t predicts token t+1)

@@ -36,8 +36,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 class LoadedModel:
     """A causal LM ready to probe, with what a report needs to say about it."""
 
-    model: "PreTrainedModel"
-    tokenizer: "PreTrainedTokenizerBase"
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     spec: str  # what the user asked for
     name: str  # a readable name (alias, directory name or hub id)
     source: str  # "builtin", "local", "gguf" or "hub"
@@ -75,7 +75,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def torch_dtype(dtype: str) -> "torch.dtype":
+def torch_dtype(dtype: str) -> torch.dtype:
     import torch
 
     if dtype not in DTYPES:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .builtin import ProgressCallback
 from .errors import RepcheckError
 from .metrics import next_token_probs, repeated_input
 from .models import LoadedModel
 from .results import ProbeResult, SentenceResult
-from .sentences import EncodedSentence, encode_sentences, prefix_ids as make_prefix_ids
+from .sentences import EncodedSentence, encode_sentences
+from .sentences import prefix_ids as make_prefix_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from .decoding import DecodingSetting
@@ -28,17 +30,15 @@ LOGITS_BUDGET_BYTES = 512 * 2**20
 MAX_PADDING_SHARE = 0.2
 
 
-def processed_next_token_probs(logits, input_ids, start: int, count: int, decoding: "DecodingSetting", tokenizer):
+def processed_next_token_probs(logits, input_ids, start: int, count: int, processors):
     """Like ``metrics.next_token_probs``, but through a decoding setting's logits processors.
 
     logits [T, V], input_ids [T] of one unpadded sequence. For each scored position t, the
     processors see the real context ``input_ids[:t]`` (so penalties count what came before)
     and the logits that predict token t; the result is renormalized with a softmax.
-    Presence/frequency penalties treat everything after the ``start`` prefix as generated.
     """
     import torch
 
-    processors = decoding.logits_processors(tokenizer, prompt_length=start)
     ps, pmaxs, args = [], [], []
     for t in range(start, start + count):
         scores = processors(input_ids[None, :t], logits[None, t - 1].float().clone())[0]  # [V]
@@ -74,7 +74,7 @@ def probe(
     padding_side: str = "left",
     progress: ProgressCallback | None = None,
     settings: dict | None = None,
-    decoding: "DecodingSetting | None" = None,
+    decoding: DecodingSetting | None = None,
 ) -> ProbeResult:
     """Probe ``model`` with each sentence repeated ``repeats`` times.
 
@@ -110,7 +110,10 @@ def probe(
 
     # Longest first, so each batch pads little and the first batch shows the peak memory.
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].token_ids))
-    batches = _batches(order, encoded, len(prefix_ids), repeats, batch_size, len(tok))
+    vocab = max(len(tok), getattr(model.model.config, "vocab_size", 0) or 0)
+    batches = _batches(order, encoded, len(prefix_ids), repeats, batch_size, vocab)
+    # Presence/frequency penalties treat everything after the prefix as generated text.
+    processors = decoding.logits_processors(tok, prompt_length=len(prefix_ids)) if decoding else None
     results: list[SentenceResult | None] = [None] * len(encoded)
     decode = _TokenDecoder(tok)
     started, n_tokens = time.perf_counter(), 0
@@ -120,7 +123,7 @@ def probe(
         for batch in batches:
             seqs = [repeated_input(prefix_ids, list(encoded[i].token_ids), repeats) for i in batch]
             n_tokens += sum(len(s) for s in seqs)
-            scored = _score_batch(model, seqs, len(prefix_ids), padding_side, decoding)
+            scored = _score_batch(model, seqs, len(prefix_ids), padding_side, processors)
             for i, (p, pmax, arg) in zip(batch, scored):
                 e = encoded[i]
                 L = len(e.token_ids)
@@ -217,24 +220,17 @@ def padded_forward(model: LoadedModel, seqs: list[list[int]], padding_side: str 
     return logits, input_ids, offsets
 
 
-def _score_batch(
-    model: LoadedModel,
-    seqs: list[list[int]],
-    n_prefix: int,
-    padding_side: str,
-    decoding: "DecodingSetting | None" = None,
-):
+def _score_batch(model: LoadedModel, seqs: list[list[int]], n_prefix: int, padding_side: str, processors=None):
     """Yields (p, pmax, argmax), each [K*L], for the copies of each sequence in the batch."""
     logits, input_ids, offsets = padded_forward(model, seqs, padding_side)
     for b, s in enumerate(seqs):
         # The copies start right after the prefix; score all K*L of their tokens.
         start, count = offsets[b] + n_prefix, len(s) - n_prefix
-        if decoding is None:
+        if processors is None:
             p, pmax, arg = next_token_probs(logits[b], input_ids[b], start, count)
-        else:
-            p, pmax, arg = processed_next_token_probs(
-                logits[b, offsets[b] :], input_ids[b, offsets[b] :], n_prefix, count, decoding, model.tokenizer
-            )
+        else:  # the processors must see the sequence without its padding
+            real = slice(offsets[b], offsets[b] + len(s))
+            p, pmax, arg = processed_next_token_probs(logits[b, real], input_ids[b, real], n_prefix, count, processors)
         yield p.double().cpu(), pmax.double().cpu(), arg.cpu()
 
 

@@ -8,7 +8,7 @@ position, by the probe under decoding settings.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from transformers import LogitsProcessor

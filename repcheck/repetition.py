@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 MAX_LOOP_PERIOD = 64
 MIN_LOOP_REPEATS = 3

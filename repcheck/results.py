@@ -57,7 +57,7 @@ class SentenceResult:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SentenceResult":
+    def from_dict(cls, d: dict[str, Any]) -> SentenceResult:
         return cls(
             text=d["text"],
             token_ids=d["token_ids"],
@@ -113,13 +113,13 @@ class ProbeResult:
         return out
 
     # ---- views ---------------------------------------------------------------------------
-    def to_frame(self) -> "pd.DataFrame":
+    def to_frame(self) -> pd.DataFrame:
         """One row per (sentence, copy n): TP, MP, IP, WR, AR."""
         import pandas as pd
 
         return pd.DataFrame([{"sentence": i, **asdict(c)} for i, s in enumerate(self.sentences) for c in s.per_copy])
 
-    def mean_frame(self) -> "pd.DataFrame":
+    def mean_frame(self) -> pd.DataFrame:
         """One row per copy n: the mean over sentences with 95% interval bounds."""
         import pandas as pd
 
@@ -131,7 +131,7 @@ class ProbeResult:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def token_frame(self) -> "pd.DataFrame":
+    def token_frame(self) -> pd.DataFrame:
         """One row per (sentence, n, l): token, p, pmax and the argmax token."""
         import pandas as pd
 
@@ -181,7 +181,7 @@ class ProbeResult:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ProbeResult":
+    def from_dict(cls, d: dict[str, Any]) -> ProbeResult:
         if d.get("schema_version") != SCHEMA_VERSION or d.get("kind") != "probe":
             raise ValueError(f"not a repcheck probe document of schema version {SCHEMA_VERSION}")
         return cls(

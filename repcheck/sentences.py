@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .errors import RepcheckError
 
@@ -65,7 +66,7 @@ def _from_csv(raw: str, path: Path) -> list[str]:
     return [row["text"] or "" for row in reader]
 
 
-def encode_sentences(tokenizer: "PreTrainedTokenizerBase", texts: Iterable[str]) -> list[EncodedSentence]:
+def encode_sentences(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str]) -> list[EncodedSentence]:
     """Tokenize each sentence once, without special tokens; refuse empty ones."""
     out = []
     for text in texts:
@@ -78,7 +79,7 @@ def encode_sentences(tokenizer: "PreTrainedTokenizerBase", texts: Iterable[str])
     return out
 
 
-def random_sentences(tokenizer: "PreTrainedTokenizerBase", n: int, length: int, seed: int = 0) -> list[EncodedSentence]:
+def random_sentences(tokenizer: PreTrainedTokenizerBase, n: int, length: int, seed: int = 0) -> list[EncodedSentence]:
     """``n`` sentences of ``length`` token ids drawn uniformly (seeded) from the vocabulary,
     special tokens excluded. The paper shows that even such sentences self-reinforce."""
     import numpy as np
@@ -95,7 +96,7 @@ def random_sentences(tokenizer: "PreTrainedTokenizerBase", n: int, length: int, 
     return out
 
 
-def prefix_ids(tokenizer: "PreTrainedTokenizerBase", prefix: str | None = None) -> list[int]:
+def prefix_ids(tokenizer: PreTrainedTokenizerBase, prefix: str | None = None) -> list[int]:
     """BOS (EOS where the tokenizer has no BOS, as GPT-2), then the tokens of ``prefix``."""
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     ids = [int(start)] if start is not None else []

@@ -102,7 +102,7 @@ class Suite:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], base_dir: str | Path = ".", where: str = "suite") -> "Suite":
+    def from_dict(cls, d: dict[str, Any], base_dir: str | Path = ".", where: str = "suite") -> Suite:
         if not isinstance(d, dict):
             raise RepcheckError(f"{where}: expected a table")
         known = {"probe", "compare", "gate", "dtype", "seed", "metrics"}

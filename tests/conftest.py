@@ -13,7 +13,6 @@ os.environ["TQDM_DISABLE"] = "1"
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
 from tiny_models import build_tiny_bert, build_tiny_causal, finetune_on_repeated_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,13 +27,13 @@ from .options import (
 
 @handle_errors
 def compare_command(
-    prompt: Annotated[Optional[str], typer.Argument(help="A prompt to continue.", show_default=False)] = None,
+    prompt: Annotated[str | None, typer.Argument(help="A prompt to continue.", show_default=False)] = None,
     prompts: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--prompts", help="Prompts file: .txt (one per line), .jsonl (text field) or .csv (text column)."),
     ] = None,
     setting: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--setting",
             "-s",
@@ -42,10 +42,10 @@ def compare_command(
         ),
     ] = None,
     settings_file: Annotated[
-        Optional[Path], typer.Option("--settings", help="TOML file of [settings.NAME] tables.")
+        Path | None, typer.Option("--settings", help="TOML file of [settings.NAME] tables.")
     ] = None,
     preset: Annotated[
-        Optional[str], typer.Option("--preset", help="A documented selection: standard, sampling, penalties or all.")
+        str | None, typer.Option("--preset", help="A documented selection: standard, sampling, penalties or all.")
     ] = None,
     max_new_tokens: Annotated[
         int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate per continuation.")
@@ -54,7 +54,7 @@ def compare_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same command gives the same text.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Prompts per generate call.")] = 16,
     probe_sentence: Annotated[
-        Optional[str], typer.Option("--probe", help="Also probe this sentence under each setting's logits processors.")
+        str | None, typer.Option("--probe", help="Also probe this sentence under each setting's logits processors.")
     ] = None,
     repeats: Annotated[int, typer.Option("--repeats", "-k", help="K copies for --probe.")] = 10,
     model: ModelOpt = DEFAULT,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import functools
+import math
 import os
 import sys
 import traceback
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 err_console = Console(stderr=True, highlight=False)
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 

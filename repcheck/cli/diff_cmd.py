@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,14 +26,12 @@ from .options import (
 
 @handle_errors
 def diff_command(
-    sentence: Annotated[Optional[str], typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
+    sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
     model: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--model", "-m", help="A model spec (alias, directory, .gguf or hub id); give two or more."),
     ] = None,
-    file: Annotated[
-        Optional[Path], typer.Option("--file", "-f", help="A set of sentences (.txt, .jsonl, .csv).")
-    ] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="A set of sentences (.txt, .jsonl, .csv).")] = None,
     repeats: RepeatsOpt = 10,
     prefix: PrefixOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Sentences per forward pass.")] = 8,

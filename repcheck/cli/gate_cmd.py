@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ baseline_app = typer.Typer(
     help="Write a suite, or measure a model into a baseline for `repcheck check`.", no_args_is_help=True
 )
 SuiteOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--suite", help="Suite TOML (see `repcheck baseline init`); default: the built-in default suite."),
 ]
 
@@ -86,15 +86,15 @@ def check_command(
         "baseline.json"
     ),
     suite: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--suite", help="Optional: must match the baseline's own suite (which is what runs)."),
     ] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     markdown: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--markdown", help="Write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set)."),
     ] = None,
-    junit: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML, one testcase per metric.")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML, one testcase per metric.")] = None,
     allow_env_change: Annotated[
         bool,
         typer.Option(
@@ -102,7 +102,7 @@ def check_command(
         ),
     ] = False,
     dtype: Annotated[
-        Optional[Dtype],
+        Dtype | None,
         typer.Option("--dtype", help="Override the suite's dtype (an environment change: needs --allow-env-change)."),
     ] = None,
     device: DeviceOpt = Device.auto,

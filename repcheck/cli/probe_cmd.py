@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,10 +28,10 @@ from .options import (
 
 @handle_errors
 def probe_command(
-    sentence: Annotated[Optional[str], typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
+    sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
     repeats: RepeatsOpt = 10,
     file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--file",
             "-f",
@@ -39,7 +39,7 @@ def probe_command(
         ),
     ] = None,
     random: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--random", help="Probe N sentences of random tokens instead (see --length, --seed)."),
     ] = None,
     length: Annotated[int, typer.Option("--length", help="Tokens per random sentence.")] = 12,
@@ -52,13 +52,13 @@ def probe_command(
     out: OutOpt = None,
     fmt: FormatOpt = FigureFormat.png,
     token: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--token", help="Draw bars.png for this word's token (single sentence), as in the paper's figure."
         ),
     ] = None,
     position: Annotated[
-        Optional[int], typer.Option("--position", help="Draw bars.png for token position L (0-based, single sentence).")
+        int | None, typer.Option("--position", help="Draw bars.png for token position L (0-based, single sentence).")
     ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,

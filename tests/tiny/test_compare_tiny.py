@@ -188,7 +188,13 @@ def test_cli_bad_input_with_model(tiny_gpt2, tmp_path):
 def test_progress_counts_prompts_over_all_settings(tiny_gpt2_model):
     calls = []
     settings = [parse_setting("greedy"), parse_setting("top_k=3")]
-    run_compare(tiny_gpt2_model, settings, PROMPTS, max_new_tokens=3, batch_size=2,
-                progress=lambda d, done, total: calls.append((d, done, total)))
+    run_compare(
+        tiny_gpt2_model,
+        settings,
+        PROMPTS,
+        max_new_tokens=3,
+        batch_size=2,
+        progress=lambda d, done, total: calls.append((d, done, total)),
+    )
     assert [(done, total) for _, done, total in calls] == [(2, 6), (3, 6), (5, 6), (6, 6)]
     assert calls[0][0] == "generating: greedy" and calls[-1][0] == "generating: top_k=3"

@@ -4,10 +4,10 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from tiny_models import CORPUS
 from typer.testing import CliRunner
 
 from repcheck.cli.app import app
-from tiny_models import CORPUS
 
 runner = CliRunner()
 SUITE = """
