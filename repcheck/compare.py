@@ -167,13 +167,8 @@ def run_compare(
     progress: ProgressCallback | None = None,
 ) -> CompareResult:
     """Generate from ``prompts`` under every setting and/or probe ``probe_sentences`` under it."""
-    import platform
-
-    import torch
-    import transformers
-
-    from . import __version__
     from .probing import probe
+    from .provenance import versions
 
     if prompts:
         encode_prompts(model, prompts, max_new_tokens)  # validate everything before the first setting runs
@@ -211,12 +206,7 @@ def run_compare(
                 if s.is_beam
                 else probe(model, list(probe_sentences), repeats=repeats, batch_size=batch_size, decoding=s)
             )
-    result.provenance = {
-        "repcheck_version": __version__,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "python_version": platform.python_version(),
-    }
+    result.provenance = versions()
     return result
 
 

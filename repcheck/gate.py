@@ -91,21 +91,9 @@ def measure(model: LoadedModel, suite: Suite, progress: ProgressCallback | None 
 
 
 def environment(model: LoadedModel) -> dict[str, Any]:
-    import platform
+    from .provenance import versions
 
-    import torch
-    import transformers
-
-    from . import __version__
-
-    return {
-        "repcheck_version": __version__,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "python_version": platform.python_version(),
-        "device": model.device,
-        "dtype": model.dtype,
-    }
+    return {**versions(), "device": model.device, "dtype": model.dtype}
 
 
 def create_baseline(model: LoadedModel, suite: Suite, progress: ProgressCallback | None = None) -> dict[str, Any]:

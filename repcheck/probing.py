@@ -7,7 +7,6 @@ sequence to ``metrics.next_token_probs``.
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -247,16 +246,10 @@ class _TokenDecoder:
 
 
 def _provenance(elapsed: float, n_tokens: int) -> dict:
-    import torch
-    import transformers
-
-    from . import __version__
+    from .provenance import versions
 
     return {
-        "repcheck_version": __version__,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "python_version": platform.python_version(),
+        **versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "elapsed_s": round(elapsed, 4),
         "tokens": n_tokens,
