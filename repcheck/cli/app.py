@@ -5,6 +5,10 @@ Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error, 3 reg
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
+
 import typer
 
 from .. import __version__
@@ -46,4 +50,27 @@ def _root(
 
 
 def main() -> None:
-    app()
+    """Console entry point (`repcheck`, `python -m repcheck`).
+
+    Once the command has finished, run the exit handlers, flush, and leave with os._exit:
+    the interpreter's own teardown of torch and transformers objects takes about a second
+    and does nothing useful (every output file is already written and closed).
+    """
+    try:
+        app()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    if "torch" not in sys.modules:  # nothing heavy loaded (--help, errors before loading): exit normally
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be delivered
+            pass
+    os._exit(code)

@@ -151,3 +151,19 @@ def test_internal_error_exits_1(tiny_gpt2, monkeypatch):
     monkeypatch.setattr(probe_mod, "_score_batch", boom)
     r = run("probe", SENTENCE, "-m", tiny_gpt2, "-k", 2)
     assert r.exit_code == 1 and "internal error" in r.stderr and "Traceback" not in r.output
+
+
+def test_console_entry_point_exit_codes_and_output(tiny_gpt2, tmp_path):
+    """`python -m repcheck` leaves through os._exit after a model run: output and codes must survive."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REPCHECK_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "repcheck", "probe", SENTENCE, "-m", str(tiny_gpt2), "-k", "2", "--json"]
+    ok = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["repeats"] == 2
+    too_long = subprocess.run(cmd[:-3] + ["-k", "500"], capture_output=True, text=True, env=env)
+    assert too_long.returncode == 2 and too_long.stderr.startswith("error:") and too_long.stdout == ""
+    early = subprocess.run([sys.executable, "-m", "repcheck", "probe"], capture_output=True, text=True, env=env)
+    assert early.returncode == 2 and "give a SENTENCE" in early.stderr

@@ -198,3 +198,15 @@ def test_baseline_init(tmp_path):
 def test_unwritable_report_paths(tiny_llama, baseline_a, tmp_path):
     r = cli("check", "--model", tiny_llama, "--baseline", baseline_a, "--junit", tmp_path)
     assert r.exit_code == 2 and "is a directory" in r.stderr
+
+
+def test_exit_code_3_through_the_console_entry_point(tiny_llama_repeated, baseline_a, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REPCHECK_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "repcheck", "check", "-m", str(tiny_llama_repeated), "--baseline", str(baseline_a)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 3, r.stderr
+    assert "REGRESSED" in r.stdout
