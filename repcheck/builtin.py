@@ -15,7 +15,6 @@ Cache layout (``repcheck.cache.models_dir()/<alias>/``)::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 from .atomic import atomic_write_text, publish_dir, temp_dir_beside
 from .cache import models_dir
 from .errors import RepcheckError
+from .hashing import sha256_file
 
 #: ``progress(description, completed, total)``; total 0 means "unknown".
 ProgressCallback = Callable[[str, int, int], None]
@@ -86,14 +86,6 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     ]
 }
 DEFAULT_MODEL = "smollm2-135m"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def ensure_gguf(model: BuiltinModel, progress: ProgressCallback | None = None) -> Path:

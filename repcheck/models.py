@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .builtin import BUILTIN_MODELS, DEFAULT_MODEL, ProgressCallback, ensure_converted, sha256_file
+from .builtin import BUILTIN_MODELS, DEFAULT_MODEL, ProgressCallback, ensure_converted
 from .errors import RepcheckError
+from .hashing import cached_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -264,17 +265,18 @@ def context_length(config) -> int | None:
 
 
 def _local_weights_sha256(path: Path) -> str | None:
-    """sha256 of the single weights file, or of the sorted per-file digests for sharded ones."""
+    """sha256 of the single weights file, or of the sorted per-file digests for sharded ones
+    (remembered between runs while the files are unchanged)."""
     if path.is_file():
-        return sha256_file(path)
+        return cached_sha256(path)
     files = sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
     if not files:
         return None
     if len(files) == 1:
-        return sha256_file(files[0])
+        return cached_sha256(files[0])
     h = hashlib.sha256()
     for f in files:
-        h.update(f"{f.name}:{sha256_file(f)}\n".encode())
+        h.update(f"{f.name}:{cached_sha256(f)}\n".encode())
     return h.hexdigest()
 
 

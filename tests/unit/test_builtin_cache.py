@@ -42,3 +42,22 @@ def test_atomic_write_and_publish(tmp_path):
         publish_dir(tmp, final)
     assert (final / "f").read_text() == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "d"]
+
+
+def test_cached_sha256_is_remembered_and_invalidated(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from repcheck import hashing
+
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"abc")
+    calls = []
+    real = hashing.sha256_file
+    monkeypatch.setattr(hashing, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert hashing.cached_sha256(f) == hashlib.sha256(b"abc").hexdigest()
+    assert hashing.cached_sha256(f) == hashlib.sha256(b"abc").hexdigest()
+    assert len(calls) == 1  # the second call came from the cache
+    f.write_bytes(b"abcd")
+    os.utime(f, ns=(1, 1))  # a changed file, even with an old timestamp, has a new size
+    assert hashing.cached_sha256(f) == hashlib.sha256(b"abcd").hexdigest() and len(calls) == 2
