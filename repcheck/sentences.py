@@ -106,11 +106,21 @@ def prefix_ids(tokenizer: PreTrainedTokenizerBase, prefix: str | None = None) ->
 
 
 def find_token(tokens: list[str], word: str) -> int:
-    """Position l of the first token that is ``word`` (surrounding spaces ignored, then case)."""
+    """Position l of ``word`` among the decoded tokens: the first token equal to it (spaces
+    ignored, then case), else the first token of a run of tokens that spells it."""
     stripped = [t.strip() for t in tokens]
-    for candidates in (stripped, [t.lower() for t in stripped]):
-        key = word.strip() if candidates is stripped else word.strip().lower()
-        if key in candidates:
-            return candidates.index(key)
+    key = word.strip()
+    for fold in (str, str.lower):
+        candidates = [fold(t) for t in stripped]
+        if fold(key) in candidates:
+            return candidates.index(fold(key))
+        for start in range(len(tokens)):  # a word split over several tokens
+            spelled = ""
+            for t in tokens[start:]:
+                spelled = (spelled + t).strip() if spelled else t.strip()
+                if fold(spelled) == fold(key):
+                    return start
+                if len(spelled) >= len(key):
+                    break
     shown = " | ".join(stripped)
     raise RepcheckError(f"--token {word!r} is not a token of the sentence (its tokens: {shown})")

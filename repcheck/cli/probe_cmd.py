@@ -54,7 +54,7 @@ def probe_command(
     token: Annotated[
         str | None,
         typer.Option(
-            "--token", help="Draw bars.png for this word's token (single sentence), as in the paper's figure."
+            "--token", help="Draw bars.png for this word's (first) token (single sentence), as in the paper's figure."
         ),
     ] = None,
     position: Annotated[

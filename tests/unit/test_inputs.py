@@ -47,6 +47,11 @@ def test_find_token():
     assert find_token(tokens, "SAID") == 2
     with pytest.raises(RepcheckError, match="not a token"):
         find_token(tokens, "budget")
+    # a word split over several tokens resolves to its first token
+    assert find_token(["The", " comm", "ittee", " met"], "committee") == 1
+    assert find_token(["北", "京", "是"], "北京") == 0
+    with pytest.raises(RepcheckError, match="not a token"):
+        find_token(["The", " comm", "ittee"], "commit")
 
 
 def test_check_writable_dir(tmp_path):
