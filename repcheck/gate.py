@@ -46,14 +46,21 @@ def bootstrap_stderr(values, resamples: int, seed: int) -> Measurement:
     return Measurement(float(x.mean()), float(means.std(ddof=1)), len(x))
 
 
-def measure(model: LoadedModel, suite: Suite, progress: ProgressCallback | None = None) -> dict[str, Measurement]:
-    """Run the suite on ``model``: every metric of ``suite.metric_names()``."""
+def suite_inputs(suite: Suite) -> dict[str, list[str]]:
+    """The sentences and prompts the suite's files name, read now."""
+    return {"sentences": suite.sentences(), "prompts": suite.prompts() if suite.compare else []}
+
+
+def measure(
+    model: LoadedModel, suite: Suite, inputs: dict[str, list[str]], progress: ProgressCallback | None = None
+) -> dict[str, Measurement]:
+    """Run the suite on ``model`` with these sentences and prompts: every metric of
+    ``suite.metric_names()``."""
     from .compare import run_compare
     from .decoding import parse_setting
     from .probing import probe
 
-    sentences = suite.sentences()
-    prompts = suite.prompts() if suite.compare else []
+    sentences, prompts = inputs["sentences"], inputs["prompts"]
     boot = suite.gate.bootstrap
     result = probe(
         model,
@@ -99,7 +106,8 @@ def environment(model: LoadedModel) -> dict[str, Any]:
 def create_baseline(model: LoadedModel, suite: Suite, progress: ProgressCallback | None = None) -> dict[str, Any]:
     """The baseline document: environment, the suite itself, every metric with its spread."""
     started = time.perf_counter()
-    values = measure(model, suite, progress)
+    inputs = suite_inputs(suite)
+    values = measure(model, suite, inputs, progress)
     metrics = {}
     for name, m in values.items():
         rule = suite.rule(name)
@@ -122,6 +130,8 @@ def create_baseline(model: LoadedModel, suite: Suite, progress: ProgressCallback
                 "over": "sentences (probe) / prompts (compare)",
             },
             "suite": suite.to_dict(),
+            # The texts themselves, so a check measures exactly these even if the files change.
+            "inputs": inputs,
             "metrics": metrics,
             "elapsed_s": round(time.perf_counter() - started, 2),
         }
@@ -156,6 +166,16 @@ def load_baseline(path: str | Path) -> tuple[dict[str, Any], Suite]:
         if not isinstance(doc.get(key), dict):
             raise RepcheckError(f"baseline {path} is missing its {key!r} block")
     suite = Suite.from_dict(doc["suite"], base_dir=path.resolve().parent, where=f"baseline {path} suite")
+    inputs = doc.get("inputs")
+    if inputs is not None and not (
+        isinstance(inputs, dict)
+        and all(
+            isinstance(inputs.get(k), list) and all(isinstance(t, str) for t in inputs[k])
+            for k in ("sentences", "prompts")
+        )
+        and inputs["sentences"]
+    ):
+        raise RepcheckError(f"baseline {path}: its 'inputs' block is malformed")
     for name, m in doc["metrics"].items():
         if not isinstance(m, dict) or "value" not in m:
             raise RepcheckError(f"baseline {path}: metric {name!r} has no value")
@@ -315,6 +335,17 @@ def preflight(
         if not allow_env_change:
             raise RepcheckError(msg.split(";")[0] + "; recreate the baseline or pass --allow-env-change")
         warnings.append(msg)
+    stored = baseline_doc.get("inputs")
+    if stored:
+        try:
+            now = suite_inputs(suite)
+        except RepcheckError:
+            now = None  # the files are gone: the stored texts are all that is needed
+        if now is not None and now != stored:
+            warnings.append(
+                "the suite's sentence or prompt files changed since the baseline was created; "
+                "the baseline's own texts are measured"
+            )
     return warnings
 
 
@@ -336,7 +367,8 @@ def check(
             f"{'; '.join(blocking)}: numbers would not be comparable; pass --allow-env-change to check anyway"
         )
     warnings = list(warnings or []) + blocking + info
-    current = measure(model, suite, progress)
+    inputs = baseline_doc.get("inputs") or suite_inputs(suite)
+    current = measure(model, suite, inputs, progress)
     rows = []
     for name in suite.metric_names():
         base = baseline_doc["metrics"].get(name)

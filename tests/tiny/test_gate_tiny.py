@@ -210,3 +210,20 @@ def test_exit_code_3_through_the_console_entry_point(tiny_llama_repeated, baseli
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert r.returncode == 3, r.stderr
     assert "REGRESSED" in r.stdout
+
+
+def test_check_measures_the_baselines_own_texts(tiny_llama, baseline_a, tmp_path):
+    """Editing or moving the sentence file after the baseline changes nothing but a warning."""
+    doc = json.loads(baseline_a.read_text())
+    assert doc["inputs"]["sentences"] == CORPUS[:5] and doc["inputs"]["prompts"] == []
+    (tmp_path / "sentences.txt").write_text("Something else entirely.\n")
+    r = cli("check", "--model", tiny_llama, "--baseline", baseline_a, "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["counts"]["regressed"] == 0 and all(m["delta"] in (0, None) for m in report["metrics"])
+    assert any("changed since the baseline" in w for w in report["warnings"])
+    moved = tmp_path / "elsewhere" / "baseline.json"
+    moved.parent.mkdir()
+    moved.write_text(baseline_a.read_text())
+    r = cli("check", "--model", tiny_llama, "--baseline", moved, "--json")
+    assert r.exit_code == 0, r.output
