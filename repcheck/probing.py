@@ -230,7 +230,7 @@ def _score_batch(model: LoadedModel, seqs: list[list[int]], n_prefix: int, paddi
         else:  # the processors must see the sequence without its padding
             real = slice(offsets[b], offsets[b] + len(s))
             p, pmax, arg = processed_next_token_probs(logits[b, real], input_ids[b, real], n_prefix, count, processors)
-        yield p.double().cpu(), pmax.double().cpu(), arg.cpu()
+        yield p.cpu().double(), pmax.cpu().double(), arg.cpu()  # MPS has no float64: move first
 
 
 class _TokenDecoder:
