@@ -41,7 +41,6 @@ SETTING_METRICS: dict[str, bool | None] = {
     "mean_logprob": False,
     "n_tokens": None,
 }
-TABLE_METRICS = ("seq_rep_4", "rep_sen", "loop", "distinct_2", "mean_logprob")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from .builtin import ProgressCallback
 from .decoding import DecodingSetting
 from .errors import RepcheckError
 from .models import LoadedModel
+from .probing import pad_batch
 from .repetition import continuation_metrics
 from .sentences import prefix_ids as make_prefix_ids
 
@@ -111,12 +112,9 @@ def generate(
     new_tokens, elapsed = 0, 0.0
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for b, ids in enumerate(batch):  # left padding: every prompt ends at column `width`
-            input_ids[b, width - len(ids) :] = torch.tensor(ids)
-            attention_mask[b, width - len(ids) :] = 1
+        # Left padding: every prompt ends at column `width`, where generation starts.
+        input_ids, attention_mask, _ = pad_batch(batch, pad, "left")
+        width = input_ids.shape[1]
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=setting.do_sample,

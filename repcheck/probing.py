@@ -187,18 +187,15 @@ def _batches(
     return batches
 
 
-def padded_forward(model: LoadedModel, seqs: list[list[int]], padding_side: str = "left"):
-    """One forward pass over a padded batch.
+def pad_batch(seqs: list[list[int]], pad_id: int, padding_side: str = "left"):
+    """Pack sequences into input_ids and attention_mask [B, T], padded on ``padding_side``.
 
-    Returns (logits [B, T, V], input_ids [B, T], offsets): sequence b occupies positions
-    offsets[b] .. offsets[b] + len(seqs[b]) - 1. Position ids count real tokens only, so a
-    padded sequence sees the same positions as it would alone.
+    Returns (input_ids, attention_mask, offsets): sequence b occupies positions
+    offsets[b] .. offsets[b] + len(seqs[b]) - 1.
     """
     import torch
 
     B, T = len(seqs), max(len(s) for s in seqs)
-    pad_id = model.tokenizer.pad_token_id
-    pad_id = pad_id if pad_id is not None else 0
     input_ids = torch.full((B, T), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((B, T), dtype=torch.long)
     offsets = []
@@ -207,6 +204,18 @@ def padded_forward(model: LoadedModel, seqs: list[list[int]], padding_side: str 
         input_ids[b, off : off + len(s)] = torch.tensor(s)
         attention_mask[b, off : off + len(s)] = 1
         offsets.append(off)
+    return input_ids, attention_mask, offsets
+
+
+def padded_forward(model: LoadedModel, seqs: list[list[int]], padding_side: str = "left"):
+    """One forward pass over a padded batch.
+
+    Returns (logits [B, T, V], input_ids [B, T], offsets) as ``pad_batch`` lays them out.
+    Position ids count real tokens only, so a padded sequence sees the same positions as it
+    would alone.
+    """
+    pad_id = model.tokenizer.pad_token_id
+    input_ids, attention_mask, offsets = pad_batch(seqs, pad_id if pad_id is not None else 0, padding_side)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     device = model.device
     input_ids = input_ids.to(device)

@@ -8,6 +8,7 @@ position, by the probe under decoding settings.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -118,8 +119,14 @@ class DRYProcessor(LogitsProcessor):
         return scores
 
 
+#: tokenizer -> its decoded vocabulary; decoding every id takes a noticeable moment and
+#: DRY processors are built for every generation batch and every probe.
+_DECODED_VOCAB: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def breaker_token_ids(tokenizer, breakers: Sequence[str]) -> set[int]:
     """Token ids whose decoded text contains any of the breaker strings."""
-    vocab = range(len(tokenizer))
-    texts = tokenizer.batch_decode([[i] for i in vocab])
-    return {i for i, text in zip(vocab, texts) if any(b in text for b in breakers)}
+    texts = _DECODED_VOCAB.get(tokenizer)
+    if texts is None or len(texts) != len(tokenizer):
+        texts = _DECODED_VOCAB[tokenizer] = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return {i for i, text in enumerate(texts) if any(b in text for b in breakers)}

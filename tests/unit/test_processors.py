@@ -57,3 +57,22 @@ def test_dry_window():
     ids = [1, 2, 3, 9, 9, 9, 1, 2]
     assert DRYProcessor(1.0, 2.0, 2, []).match_lengths(ids) == {3: 2}
     assert DRYProcessor(1.0, 2.0, 2, [], penalty_last_n=4).match_lengths(ids[-4:]) == {}
+
+
+def test_breaker_ids_decode_the_vocabulary_once_per_tokenizer():
+    from repcheck.processors import breaker_token_ids
+
+    class Tok:
+        calls = 0
+
+        def __len__(self):
+            return 4
+
+        def batch_decode(self, ids):
+            Tok.calls += 1
+            return ["a", "b\n", ":c", "d"]
+
+    tok = Tok()
+    assert breaker_token_ids(tok, ["\n", ":"]) == {1, 2}
+    assert breaker_token_ids(tok, ["d"]) == {3}
+    assert Tok.calls == 1
