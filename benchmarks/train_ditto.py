@@ -32,6 +32,7 @@ METHODS = ("ditto", "mle", "ul-token", "ul-seq", "scalegrad")
 
 def train_all(steps: int, methods: list[str], out: Path, reuse: bool = False) -> dict[str, dict]:
     from repcheck.train import TrainConfig, train
+    from repcheck.train.run import last_checkpoint
 
     reports = {}
     for method in methods:
@@ -43,8 +44,14 @@ def train_all(steps: int, methods: list[str], out: Path, reuse: bool = False) ->
                 reports[method] = {**report, "wall_s": wall}
                 print(f"  {method:9s} reused from {done} ({wall / 60:5.1f} min of training)", flush=True)
                 continue
+        # an interrupted run left a checkpoint: continue it (its training time then covers only this sitting)
+        resume = reuse and last_checkpoint(out / method) is not None
+        if resume:
+            print(f"  {method:9s} resuming from {last_checkpoint(out / method)}", flush=True)
         started = time.perf_counter()
-        result = train(TrainConfig(method=method, steps=steps, out=str(out / method), overwrite=True))
+        result = train(
+            TrainConfig(method=method, steps=steps, out=str(out / method), overwrite=not resume, resume=resume)
+        )
         wall = time.perf_counter() - started
         reports[method] = {**result.report, "wall_s": wall}
         print(f"  {method:9s} trained in {wall / 60:5.1f} min wall", flush=True)
@@ -110,7 +117,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--out", default="runs/bench-train")
-    ap.add_argument("--reuse", action="store_true", help="read OUT/METHOD/report.json where an earlier run left one")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read OUT/METHOD/report.json where an earlier run left one; resume from its last checkpoint where it left only that",
+    )
     args = ap.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     import torch
