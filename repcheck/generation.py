@@ -84,15 +84,18 @@ def encode_prompts(model: Backend, prompts: Sequence[str], max_new_tokens: int) 
     return out
 
 
-def check_supported(model: Backend, setting: DecodingSetting) -> None:
-    """Refuse a setting whose keys this backend cannot apply while generating."""
-    unsupported = sorted(set(setting.params) - set(model.capabilities.setting_keys))
-    if unsupported:
-        from .backends import backends_supporting
+def check_supported(model: Backend | str, setting: DecodingSetting) -> None:
+    """Refuse a setting whose keys this backend (a loaded one, or its name before loading)
+    cannot apply while generating."""
+    from .backends import backends_supporting, setting_keys
 
+    kind = model if isinstance(model, str) else model.kind
+    supported = setting_keys(model) if isinstance(model, str) else model.capabilities.setting_keys
+    unsupported = sorted(set(setting.params) - set(supported))
+    if unsupported:
         able = backends_supporting(unsupported)
         raise RepcheckError(
-            f"the {model.kind} backend cannot apply {', '.join(unsupported)} (setting {setting.name!r})"
+            f"the {kind} backend cannot apply {', '.join(unsupported)} (setting {setting.name!r})"
             + (f"; backends that can: {', '.join(able)}" if able else "")
         )
 

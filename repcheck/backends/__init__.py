@@ -3,11 +3,14 @@
 The probe, compare, diff and the gate ask a backend to tokenize, score sequences and
 generate; they never touch an engine directly. This package owns model specs (``spec``),
 the built-in model cache (``builtin``, ``cache``), weight hashing (``weights``) and the
-engines: ``hf`` (transformers, in-process; the default).
+engines: ``hf`` (transformers, in-process; the default), ``vllm_engine`` (vLLM's offline
+engine), ``openai`` (any OpenAI-compatible completions server) and ``llamacpp`` (a GGUF file
+run quantized by llama.cpp).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..errors import RepcheckError
@@ -19,6 +22,8 @@ from .builtin import BUILTIN_MODELS, DEFAULT_MODEL
 BACKENDS: dict[str, tuple[str, str | None]] = {
     "hf": ("repcheck.backends.hf", None),
     "openai": ("repcheck.backends.openai", "openai"),
+    "vllm": ("repcheck.backends.vllm_engine", "vllm"),
+    "llamacpp": ("repcheck.backends.llamacpp", "llamacpp"),
 }
 
 
@@ -34,8 +39,10 @@ def load_model(
     """Open a model on a backend: ``load_model()`` is the built-in SmolLM2 on transformers.
 
     ``options`` are the backend's own (``hf``: ``attn_implementation``, ``device_map``;
-    ``openai``: ``base_url``, ``tokenizer``, ``concurrency``, ``timeout``, ``retries``; for
-    ``openai`` the spec is the served model's name).
+    ``openai``: ``base_url``, ``tokenizer``, ``concurrency``, ``timeout``, ``retries``, and
+    the spec is the served model's name; ``vllm``: ``tensor_parallel_size``,
+    ``gpu_memory_utilization``, ``max_model_len``; ``llamacpp``: ``tokenizer``, ``n_ctx``,
+    ``n_threads``, ``n_gpu_layers``).
     """
     if backend not in BACKENDS:
         raise RepcheckError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", param="backend")
@@ -52,16 +59,35 @@ def load_model(
                 param="dtype" if dtype != "float32" else "device",
             )
         return load_openai(spec, progress=progress, **options)
+    if backend == "vllm":
+        from .vllm_engine import load_vllm
+
+        return load_vllm(spec, dtype=dtype, device=device, progress=progress, **options)
+    if backend == "llamacpp":
+        from .llamacpp import load_llamacpp
+
+        if dtype != "float32":
+            raise RepcheckError(
+                "the llamacpp backend computes in the GGUF file's own types: leave --dtype at float32",
+                param="dtype",
+            )
+        return load_llamacpp(spec, device=device, progress=progress, **options)
     raise AssertionError(backend)  # pragma: no cover
+
+
+def setting_keys(backend: str) -> frozenset[str]:
+    """The decoding keys a backend can apply while generating (known before any model loads)."""
+    if backend in ("hf",):
+        from ..decoding import KEYS
+
+        return frozenset(KEYS)
+    module = {"vllm": ".vllm_engine", "openai": ".openai", "llamacpp": ".llamacpp"}[backend]
+    return importlib.import_module(module, __name__).SETTING_KEYS
 
 
 def backends_supporting(keys: list[str]) -> list[str]:
     """Names of the backends that can apply every one of these decoding keys."""
-    from ..decoding import KEYS
-    from .openai import SETTING_KEYS
-
-    able = {"hf": set(KEYS), "openai": set(SETTING_KEYS)}
-    return [name for name, supported in able.items() if set(keys) <= supported]
+    return [name for name in BACKENDS if set(keys) <= setting_keys(name)]
 
 
 __all__ = [
@@ -75,4 +101,5 @@ __all__ = [
     "Scored",
     "backends_supporting",
     "load_model",
+    "setting_keys",
 ]

@@ -140,3 +140,23 @@ class Backend(Protocol):
     def close(self) -> None:
         """Free the model's memory (the object is unusable afterwards)."""
         ...
+
+
+#: a test string every engine with its own tokenizer must tokenize as the Hugging Face one does
+PROBE_TEXT = "The committee approved the new budget. 北京是中国的首都, 123!"
+
+
+def require_same_tokens(mine: Sequence[int], theirs: Sequence[int], engine: str) -> None:
+    """Token ids are the currency: refuse an engine that tokenizes ``PROBE_TEXT`` differently
+    from the local Hugging Face tokenizer (``mine``)."""
+    from ..errors import RepcheckError
+
+    if list(theirs) == list(mine):
+        return
+    first = next((i for i, (x, y) in enumerate(zip(mine, theirs)) if x != y), min(len(mine), len(theirs)))
+    raise RepcheckError(
+        f"the tokenizer differs from the {engine}'s: a test string gives {len(mine)} ids here and "
+        f"{len(theirs)} there{f' (first difference at {first})' if theirs else ''}; "
+        "give the model's own tokenizer with --tokenizer",
+        param="tokenizer",
+    )

@@ -47,11 +47,16 @@ NEUTRAL = {
 
 
 def eos_ids(backend: HFBackend) -> list[int]:
+    """Every stop id of a loaded transformers model (see ``eos_ids_of``)."""
+    return eos_ids_of(getattr(backend.model, "generation_config", None), backend.tokenizer)
+
+
+def eos_ids_of(generation_config, tokenizer) -> list[int]:
     """Every stop id: the checkpoint generation config's (often several for chat models),
-    else the tokenizer's EOS."""
-    configured = getattr(backend.model.generation_config, "eos_token_id", None)
+    else the tokenizer's EOS. Every backend stops on the same ids."""
+    configured = getattr(generation_config, "eos_token_id", None)
     if configured is None:
-        configured = backend.tokenizer.eos_token_id
+        configured = tokenizer.eos_token_id
     if configured is None:
         return []
     return [int(i) for i in (configured if isinstance(configured, (list, tuple)) else [configured])]

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import Capabilities, ContextWindow, RawGeneration, Scored
+from .base import PROBE_TEXT, Capabilities, ContextWindow, RawGeneration, Scored, require_same_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..decoding import DecodingSetting
@@ -41,7 +41,6 @@ SETTING_KEYS = frozenset(
     {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"}
 )
 API_KEY_VARIABLES = ("REPCHECK_API_KEY", "OPENAI_API_KEY")
-PROBE_TEXT = "The committee approved the new budget. 北京是中国的首都, 123!"
 
 
 def public_url(url: str) -> str:
@@ -427,14 +426,4 @@ def check_tokenizer(backend: OpenAIBackend) -> None:
             "the server did not echo the prompt's token ids (it needs echo, logprobs and "
             "return_tokens_as_token_ids on /v1/completions)"
         ) from None
-    if theirs != mine:
-        raise RepcheckError(
-            f"the tokenizer differs from the server's: a test string gives {len(mine)} ids here and "
-            f"{len(theirs)} there{' (first difference at ' + str(_first_diff(mine, theirs)) + ')' if theirs else ''}; "
-            "give the served model's tokenizer with --tokenizer",
-            param="tokenizer",
-        )
-
-
-def _first_diff(a: Sequence[int], b: Sequence[int]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    require_same_tokens(mine, theirs, "server")

@@ -23,12 +23,15 @@ from .options import (
     DtypeOpt,
     FigureFormat,
     FormatOpt,
+    GpuMemoryOpt,
     JsonOpt,
     LimitOpt,
+    MaxModelLenOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
     QuietOpt,
+    TensorParallelOpt,
     ThreadsOpt,
     TokenizerOpt,
     backend_options,
@@ -96,6 +99,9 @@ def compare_command(
     tokenizer: TokenizerOpt = None,
     attn_implementation: AttnOpt = None,
     device_map_auto: DeviceMapOpt = False,
+    tensor_parallel_size: TensorParallelOpt = None,
+    gpu_memory_utilization: GpuMemoryOpt = None,
+    max_model_len: MaxModelLenOpt = None,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     fmt_: FormatOpt = FigureFormat.png,
@@ -131,13 +137,20 @@ def compare_command(
     if probe_sentence is not None and not probe_sentence.strip():
         raise RepcheckError("the --probe sentence is empty")
     settings = resolve_settings(setting or [], preset, settings_file)
+    from ..generation import check_supported
+
+    for s in settings if texts else []:  # generation's settings, before any model loads
+        check_supported(backend.value, s)
     if ablate_heads is not None:
         if probe_sentence is None:
             raise RepcheckError("--ablate-heads goes with --probe")
         from ..explain.arch import parse_heads
 
         parse_heads(ablate_heads)
-    load_opts = backend_options(backend, base_url, tokenizer, attn_implementation, device_map_auto)
+    load_opts = backend_options(
+        backend, base_url, tokenizer, attn_implementation, device_map_auto,
+        tensor_parallel_size, gpu_memory_utilization, max_model_len,
+    )  # fmt: skip
     if out is not None:
         check_output_dir(out, overwrite)
 

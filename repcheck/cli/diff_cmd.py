@@ -9,22 +9,32 @@ import typer
 from ..errors import RepcheckError
 from .console import emit, fmt_interval, handle_errors, progress_callback, stdout_console
 from .options import (
+    AttnOpt,
+    BackendName,
+    BackendOpt,
+    BaseUrlOpt,
     BatchOpt,
     Device,
+    DeviceMapOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
     FigureFormat,
     FormatOpt,
+    GpuMemoryOpt,
     JsonOpt,
     LimitOpt,
+    MaxModelLenOpt,
     OutOpt,
     OverwriteOpt,
     PrefixOpt,
     QuietOpt,
     RepeatsOpt,
     SentenceFileOpt,
+    TensorParallelOpt,
     ThreadsOpt,
+    TokenizerOpt,
+    backend_options,
 )
 
 
@@ -33,7 +43,12 @@ def diff_command(
     sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="A model spec (alias, directory, .gguf or hub id); give two or more."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="A model spec (alias, directory, .gguf or hub id; with --backend openai, a served model's "
+            "name); give two or more.",
+        ),
     ] = None,
     file: SentenceFileOpt = None,
     limit: LimitOpt = None,
@@ -43,6 +58,14 @@ def diff_command(
     dtype: DtypeOpt = Dtype.float32,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
+    backend: BackendOpt = BackendName.hf,
+    base_url: BaseUrlOpt = None,
+    tokenizer: TokenizerOpt = None,
+    attn_implementation: AttnOpt = None,
+    device_map_auto: DeviceMapOpt = False,
+    tensor_parallel_size: TensorParallelOpt = None,
+    gpu_memory_utilization: GpuMemoryOpt = None,
+    max_model_len: MaxModelLenOpt = None,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     fmt_: FormatOpt = FigureFormat.png,
@@ -51,7 +74,7 @@ def diff_command(
 ) -> None:
     """Probe two or more checkpoints on the same sentences and show them side by side, with paired deltas against the first model.
 
-    Models are loaded, probed and freed one at a time, so two large checkpoints never need to fit in memory together.
+    Models are loaded, probed and freed one at a time, so two large checkpoints never need to fit in memory together. Every model runs on the same --backend (e.g. two GGUF quantizations on llamacpp).
     """
     from ..backends.spec import check_spec
     from ..diff import diff_models
@@ -70,6 +93,10 @@ def diff_command(
         raise RepcheckError("the sentence is empty; give a sentence with at least one token")
     if limit is not None and file is None:
         raise RepcheckError("--limit goes with --file")
+    load_opts = backend_options(
+        backend, base_url, tokenizer, attn_implementation, device_map_auto,
+        tensor_parallel_size, gpu_memory_utilization, max_model_len,
+    )  # fmt: skip
     texts = read_sentences(file, limit=limit) if file is not None else [sentence]
     if out is not None:
         check_output_dir(out, overwrite)
@@ -84,6 +111,8 @@ def diff_command(
             progress=cb,
             dtype=dtype.value,
             device=device.value,
+            backend=backend.value,
+            **load_opts,
         )
         written = write_diff_outputs(result, out, fmt_.value, overwrite) if out is not None else []
     emit(result, json_, quiet, _print, out, written)

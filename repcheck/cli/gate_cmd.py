@@ -23,11 +23,15 @@ from .options import (
     DeviceMapOpt,
     DeviceOpt,
     Dtype,
+    GpuMemoryOpt,
     JsonOpt,
+    MaxModelLenOpt,
     ModelOpt,
     QuietOpt,
+    TensorParallelOpt,
     ThreadsOpt,
     TokenizerOpt,
+    backend_dtype,
     backend_options,
 )
 
@@ -74,6 +78,9 @@ def create(
     tokenizer: TokenizerOpt = None,
     attn_implementation: AttnOpt = None,
     device_map_auto: DeviceMapOpt = False,
+    tensor_parallel_size: TensorParallelOpt = None,
+    gpu_memory_utilization: GpuMemoryOpt = None,
+    max_model_len: MaxModelLenOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -87,7 +94,10 @@ def create(
     from ..threads import apply_threads
 
     check_spec(model)
-    load_opts = backend_options(backend, base_url, tokenizer, attn_implementation, device_map_auto)
+    load_opts = backend_options(
+        backend, base_url, tokenizer, attn_implementation, device_map_auto,
+        tensor_parallel_size, gpu_memory_utilization, max_model_len,
+    )  # fmt: skip
     the_suite = load_suite(suite) if suite is not None else Suite()
     suite_inputs(the_suite)  # its sentence and prompt files must be readable before a model loads
     check_writable_file(output, "output")
@@ -138,6 +148,9 @@ def check_command(
     tokenizer: TokenizerOpt = None,
     attn_implementation: AttnOpt = None,
     device_map_auto: DeviceMapOpt = False,
+    tensor_parallel_size: TensorParallelOpt = None,
+    gpu_memory_utilization: GpuMemoryOpt = None,
+    max_model_len: MaxModelLenOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -153,7 +166,10 @@ def check_command(
     from ..threads import apply_threads
 
     check_spec(model)
-    load_opts = backend_options(backend, base_url, tokenizer, attn_implementation, device_map_auto)
+    load_opts = backend_options(
+        backend, base_url, tokenizer, attn_implementation, device_map_auto,
+        tensor_parallel_size, gpu_memory_utilization, max_model_len,
+    )  # fmt: skip
     doc, base_suite = load_baseline(baseline)
     given = load_suite(suite) if suite is not None else None
     run_dtype = dtype.value if dtype else base_suite.dtype
@@ -162,7 +178,7 @@ def check_command(
         base_suite,
         given,
         allow_env_change,
-        {"dtype": run_dtype if backend is BackendName.hf else "server", "backend": backend.value},
+        {"dtype": backend_dtype(backend, run_dtype), "backend": backend.value},
     )
     for path, param in ((report, "report"), (markdown, "markdown"), (junit, "junit")):
         if path is not None:

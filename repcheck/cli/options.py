@@ -112,7 +112,9 @@ AblateHeadsOpt = Annotated[
 
 class BackendName(str, Enum):
     hf = "hf"
+    vllm = "vllm"
     openai = "openai"
+    llamacpp = "llamacpp"
 
 
 class AttnImplementation(str, Enum):
@@ -125,8 +127,9 @@ BackendOpt = Annotated[
     BackendName,
     typer.Option(
         "--backend",
-        help="Where the model runs: hf (transformers, in-process) or openai (an OpenAI-compatible "
-        "completions server such as vLLM; --model is then the served model's name).",
+        help="Where the model runs: hf (transformers, in-process), vllm (vLLM's offline engine), openai (an "
+        "OpenAI-compatible completions server such as vLLM; --model is then the served model's name) or "
+        "llamacpp (a .gguf file run quantized by llama.cpp).",
     ),
 ]
 BaseUrlOpt = Annotated[
@@ -144,8 +147,9 @@ TokenizerOpt = Annotated[
     typer.Option(
         "--tokenizer",
         show_default=False,
-        help="openai backend: the served model's Hugging Face tokenizer (directory or hub id); "
-        "default: the server's model name. Checked against the server's own tokenization.",
+        help="openai and llamacpp backends: the model's Hugging Face tokenizer (directory or hub id); "
+        "default: the server's model name (openai) or the one in the GGUF file (llamacpp). Checked against "
+        "the engine's own tokenization.",
     ),
 ]
 AttnOpt = Annotated[
@@ -165,27 +169,80 @@ DeviceMapOpt = Annotated[
 ]
 
 
+TensorParallelOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tensor-parallel-size", min=1, show_default=False, help="vllm backend: GPUs to split the model over."
+    ),
+]
+GpuMemoryOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--gpu-memory-utilization",
+        min=0.01,
+        max=1.0,
+        show_default=False,
+        help="vllm backend: share of GPU memory vLLM may reserve (its default: 0.9).",
+    ),
+]
+MaxModelLenOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-model-len",
+        min=2,
+        show_default=False,
+        help="vllm and llamacpp backends: the context the engine reserves memory for (default: the model's, "
+        "at most 4096 for llamacpp).",
+    ),
+]
+
+#: option -> the backends it goes with
+BACKEND_ONLY = {
+    "--base-url": ("openai",),
+    "--tokenizer": ("openai", "llamacpp"),
+    "--attn-implementation": ("hf",),
+    "--device-map-auto": ("hf",),
+    "--tensor-parallel-size": ("vllm",),
+    "--gpu-memory-utilization": ("vllm",),
+    "--max-model-len": ("vllm", "llamacpp"),
+}
+
+
 def backend_options(
     backend: BackendName,
-    base_url: str | None,
-    tokenizer: str | None,
-    attn: AttnImplementation | None,
-    device_map_auto: bool,
+    base_url: str | None = None,
+    tokenizer: str | None = None,
+    attn: AttnImplementation | None = None,
+    device_map_auto: bool = False,
+    tensor_parallel_size: int | None = None,
+    gpu_memory_utilization: float | None = None,
+    max_model_len: int | None = None,
 ) -> dict:
-    """The backend's load options, checked before any model loads."""
+    """The backend's load options, checked before any model loads: an option that goes with
+    another backend is refused, naming the backend it goes with."""
     from ..errors import RepcheckError
 
-    if backend is BackendName.openai:
-        if attn is not None or device_map_auto:
-            raise RepcheckError("--attn-implementation and --device-map-auto go with --backend hf")
-        if not base_url:
-            raise RepcheckError("--backend openai needs --base-url http://HOST:PORT/v1 (or $REPCHECK_BASE_URL)")
-        return {"base_url": base_url, "tokenizer": tokenizer}
-    if tokenizer is not None:
-        raise RepcheckError("--tokenizer goes with --backend openai")
+    given = {
+        "--base-url": ("base_url", base_url),
+        "--tokenizer": ("tokenizer", tokenizer),
+        "--attn-implementation": ("attn_implementation", attn.value if attn is not None else None),
+        "--device-map-auto": ("device_map", "auto" if device_map_auto else None),
+        "--tensor-parallel-size": ("tensor_parallel_size", tensor_parallel_size),
+        "--gpu-memory-utilization": ("gpu_memory_utilization", gpu_memory_utilization),
+        "--max-model-len": ("max_model_len", max_model_len),
+    }
     options: dict = {}
-    if attn is not None:
-        options["attn_implementation"] = attn.value
-    if device_map_auto:
-        options["device_map"] = "auto"
+    for flag, (key, value) in given.items():
+        if value is None or (flag == "--base-url" and backend is not BackendName.openai):
+            continue  # $REPCHECK_BASE_URL may be set for other runs: only openai reads it
+        if backend.value not in BACKEND_ONLY[flag]:
+            raise RepcheckError(f"{flag} goes with --backend {' or '.join(BACKEND_ONLY[flag])}")
+        options[key] = value
+    if backend is BackendName.openai and not base_url:
+        raise RepcheckError("--backend openai needs --base-url http://HOST:PORT/v1 (or $REPCHECK_BASE_URL)")
     return options
+
+
+def backend_dtype(backend: BackendName, dtype: str) -> str:
+    """The dtype a run on this backend reports: a server's and a GGUF file's are their own."""
+    return {"openai": "server", "llamacpp": "gguf"}.get(backend.value, dtype)

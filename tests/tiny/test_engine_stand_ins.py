@@ -1,0 +1,270 @@
+"""The vllm and llamacpp backends' own code, without the engines: each engine is replaced by a
+stand-in that computes with a tiny transformers model and keeps the engine's interface and
+bookkeeping (vLLM's prompt_logprobs entries; llama.cpp's n_tokens, KV-cache truncation and
+logits rows). The backends must then give exactly the hf backend's numbers and text; where the
+real engines are installed, tests/integration/test_engine_backends.py runs them."""
+
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import assert_usage_error, run
+
+from repcheck import probe
+from repcheck.backends.llamacpp import LlamaCppBackend
+from repcheck.backends.vllm_engine import VLLMBackend, parse_prompt_logprobs, sampling_kwargs
+from repcheck.decoding import parse_setting
+from repcheck.errors import RepcheckError
+
+
+# ---- vLLM ------------------------------------------------------------------------------------
+class Logprob(types.SimpleNamespace):
+    """vLLM's Logprob: logprob, rank, decoded_token."""
+
+
+class FakeSamplingParams(types.SimpleNamespace):
+    pass
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    module = types.ModuleType("vllm")
+    module.SamplingParams = lambda **kw: FakeSamplingParams(**kw)
+    module.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
+    module.__version__ = "0.0-fake"
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    return module
+
+
+class FakeLLM:
+    """``vllm.LLM.generate`` answering from a transformers model: prompt logprobs as vLLM
+    returns them (the actual token and the rank-1 token per position, None first), and scripted
+    completions for generation (recording the SamplingParams it was given)."""
+
+    def __init__(self, hf, completions=None):
+        self.hf, self.completions, self.calls = hf, completions, []
+
+    def generate(self, prompts, params, use_tqdm=False):
+        self.calls.append((prompts, params))
+        out = []
+        for i, prompt in enumerate(prompts):
+            ids = prompt["prompt_token_ids"]
+            p = params[i] if isinstance(params, list) else params
+            entries = None
+            if getattr(p, "prompt_logprobs", None):
+                with torch.no_grad():
+                    logp = self.hf.model(torch.tensor([ids])).logits[0].double().log_softmax(-1)
+                entries = [None]
+                for t in range(1, len(ids)):
+                    row, actual = logp[t - 1], ids[t]
+                    best = int(row.argmax())
+                    rank = int((row > row[actual]).sum()) + 1
+                    entry = {actual: Logprob(logprob=float(row[actual]), rank=rank)}
+                    entry[best] = Logprob(logprob=float(row[best]), rank=1)
+                    entries.append(entry)
+            outputs = self.completions(i, p) if self.completions else []
+            out.append(types.SimpleNamespace(prompt_logprobs=entries, outputs=outputs))
+        return out
+
+
+def vllm_backend(hf, completions=None, stop_ids=(2,)):
+    return VLLMBackend(
+        llm=FakeLLM(hf, completions),
+        tokenizer=hf.tokenizer,
+        spec="tiny",
+        name="tiny",
+        source="local",
+        dtype="float32",
+        device="cpu",
+        window=hf.window,
+        stop_ids=list(stop_ids),
+        engine_version="0.0-fake",
+    )
+
+
+def test_prompt_logprobs_are_read_exactly():
+    entries = [
+        None,
+        {5: Logprob(logprob=-0.1, rank=1)},  # the actual token is the argmax: one entry
+        {7: Logprob(logprob=-2.0, rank=3), 9: Logprob(logprob=-0.5, rank=1)},
+    ]
+    s = parse_prompt_logprobs(entries, [1, 5, 7], 1)
+    np.testing.assert_allclose(s.p, [math.exp(-0.1), math.exp(-2.0)])
+    np.testing.assert_allclose(s.pmax, [math.exp(-0.1), math.exp(-0.5)])
+    assert s.argmax.tolist() == [5, 9] and s.logp.tolist() == [-0.1, -2.0]
+    with pytest.raises(RepcheckError, match="2 prompt logprobs for 3 tokens"):
+        parse_prompt_logprobs(entries[:2], [1, 5, 7], 1)
+
+
+def test_sampling_params_follow_the_setting():
+    assert sampling_kwargs(parse_setting("greedy")) == {"temperature": 0.0}
+    assert sampling_kwargs(parse_setting("repetition_penalty=1.3")) == {"temperature": 0.0, "repetition_penalty": 1.3}
+    kw = sampling_kwargs(parse_setting("temperature=0.7,top_k=20,top_p=0.9,presence_penalty=1.5"))
+    assert kw == {"temperature": 0.7, "top_k": 20, "top_p": 0.9, "presence_penalty": 1.5}
+
+
+def test_vllm_probe_equals_the_hf_backend(fake_vllm, tiny_llama_model):
+    hf = tiny_llama_model
+    ours = probe(vllm_backend(hf), ["the cat sat on the mat", "a b c d"], repeats=4)
+    theirs = probe(hf, ["the cat sat on the mat", "a b c d"], repeats=4)
+    for a, b in zip(ours.sentences, theirs.sentences, strict=True):
+        assert a.token_ids == b.token_ids
+        np.testing.assert_allclose(a.p, b.p, atol=1e-6)
+        np.testing.assert_allclose(a.pmax, b.pmax, atol=1e-6)
+        assert (a.argmax_ids == b.argmax_ids).all()
+
+
+def test_vllm_generation_requests_and_answers(fake_vllm, tiny_llama_model):
+    def completions(i, params):  # out of order, the second one stopped by the stop id
+        return [
+            types.SimpleNamespace(index=1, token_ids=[7, 8, 2], finish_reason="stop"),
+            types.SimpleNamespace(index=0, token_ids=[5, 6], finish_reason="length"),
+        ]
+
+    backend = vllm_backend(tiny_llama_model, completions)
+    gens = backend.generate([[1, 4], [1, 9]], parse_setting("temperature=0.8,top_k=5"), max_new_tokens=3, samples=2)
+    assert [(g.prompt_index, g.sample, g.token_ids, g.finished) for g in gens] == [
+        (0, 0, [5, 6], False),
+        (0, 1, [7, 8], True),
+        (1, 0, [5, 6], False),
+        (1, 1, [7, 8], True),
+    ]
+    params = backend.llm.calls[-1][1]
+    assert [p.seed for p in params] == [0, 1] and all(p.n == 2 and p.stop_token_ids == [2] for p in params)
+    assert params[0].temperature == 0.8 and params[0].top_k == 5 and params[0].max_tokens == 3
+    with pytest.raises(RepcheckError, match="beam search"):
+        backend.generate([[1, 4]], parse_setting("num_beams=4"), max_new_tokens=3)
+
+
+def test_vllm_refuses_what_it_cannot_express(fake_vllm, tiny_llama_model):
+    from repcheck.generation import check_supported
+
+    backend = vllm_backend(tiny_llama_model)
+    with pytest.raises(
+        RepcheckError, match="vllm backend cannot apply dry_multiplier.*backends that can: hf, llamacpp"
+    ):
+        check_supported(backend, parse_setting("dry_multiplier=0.8"))
+    with pytest.raises(RepcheckError, match="not full distributions"):
+        next(backend.logits([[1, 2, 3]]))
+    assert backend.versions() == {"vllm": "0.0-fake"} and backend.info()["backend"] == "vllm"
+
+
+# ---- llama.cpp -------------------------------------------------------------------------------
+class FakeLlama:
+    """``llama_cpp.Llama(logits_all=True)`` as the backend uses it: ``eval`` appends tokens after
+    the first ``n_tokens`` (dropping any cached beyond), fills ``scores`` rows for them, and
+    advances ``n_tokens``. The logits come from a transformers model run on exactly the tokens the
+    cache would hold, so wrong bookkeeping gives wrong numbers."""
+
+    def __init__(self, hf, n_ctx=256):
+        self.hf, self.n_tokens = hf, 0
+        self.input_ids = np.zeros(n_ctx, dtype=np.int64)
+        self.scores = np.zeros((n_ctx, hf.vocab_size), dtype=np.float32)
+        self.evals = 0
+        self.closed = False
+
+    def eval(self, tokens):
+        n = self.n_tokens
+        self.input_ids[n : n + len(tokens)] = tokens
+        with torch.no_grad():
+            logits = self.hf.model(torch.tensor([self.input_ids[: n + len(tokens)].tolist()])).logits[0]
+        self.scores[n : n + len(tokens)] = logits[n:].float().numpy()
+        self.n_tokens = n + len(tokens)
+        self.evals += 1
+
+    def close(self):
+        self.closed = True
+
+
+def llamacpp_backend(hf, stop_ids=None):
+    from repcheck.backends.hf_generate import eos_ids
+
+    return LlamaCppBackend(
+        llm=FakeLlama(hf),
+        tokenizer=hf.tokenizer,
+        spec="tiny.gguf",
+        name="tiny.gguf",
+        source="gguf",
+        window=hf.window.__class__(256),
+        stop_ids=eos_ids(hf) if stop_ids is None else stop_ids,
+    )
+
+
+def test_llamacpp_probe_equals_the_hf_backend(tiny_llama_model):
+    hf = tiny_llama_model
+    ours = probe(llamacpp_backend(hf), ["the cat sat on the mat", "a b c d"], repeats=4)
+    theirs = probe(hf, ["the cat sat on the mat", "a b c d"], repeats=4)
+    for a, b in zip(ours.sentences, theirs.sentences, strict=True):
+        np.testing.assert_allclose(a.p, b.p, atol=1e-5)
+        np.testing.assert_allclose(a.pmax, b.pmax, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["greedy", "repetition_penalty=1.3", "no_repeat_ngram_size=2", "dry_multiplier=0.8", "temperature=0.9,top_k=20"],
+)
+def test_llamacpp_generation_equals_the_hf_backend(tiny_llama_model, setting):
+    """Token by token through the KV cache, with the hf backend's processors and seeds: the same
+    continuations as transformers' batched generate, samples of a prompt reusing its prefix."""
+    hf = tiny_llama_model
+    s = parse_setting(setting)
+    prompts = [hf.tokenizer("the cat sat")["input_ids"], hf.tokenizer("a b c d e")["input_ids"]]
+    backend = llamacpp_backend(hf)
+    ours = backend.generate(prompts, s, max_new_tokens=12, samples=3, seed=7)
+    theirs = hf.generate(prompts, s, max_new_tokens=12, samples=3, seed=7)
+    assert [(g.prompt_index, g.sample, g.token_ids, g.finished) for g in ours] == [
+        (g.prompt_index, g.sample, g.token_ids, g.finished) for g in theirs
+    ]
+    assert len(ours) == (6 if s.do_sample else 2)
+
+
+def test_llamacpp_stops_at_a_stop_id_and_refuses_beams_and_overflow(tiny_llama_model):
+    hf = tiny_llama_model
+    prompt = hf.tokenizer("the cat sat")["input_ids"]
+    free = llamacpp_backend(hf, stop_ids=[]).generate([prompt], parse_setting("greedy"), max_new_tokens=6)[0]
+    stopped = llamacpp_backend(hf, stop_ids=[free.token_ids[3]]).generate(
+        [prompt], parse_setting("greedy"), max_new_tokens=6
+    )[0]
+    cut = free.token_ids.index(free.token_ids[3])
+    assert stopped.token_ids == free.token_ids[:cut] and stopped.finished and not free.finished
+    backend = llamacpp_backend(hf)
+    with pytest.raises(RepcheckError, match="beam search"):
+        backend.generate([prompt], parse_setting("num_beams=2"), max_new_tokens=4)
+    with pytest.raises(RepcheckError, match="raise --max-model-len"):
+        backend.score([list(range(1, 300))], [1])
+    backend.close()
+
+
+def test_llamacpp_logits_feed_compare_probe(tiny_llama_model):
+    hf = tiny_llama_model
+    backend = llamacpp_backend(hf)
+    ids = hf.tokenizer("the cat sat on the mat")["input_ids"]
+    [(index, logits, input_ids)] = next(backend.logits([ids]))
+    [(_, expected, _)] = next(hf.logits([ids]))
+    assert index == 0 and input_ids.tolist() == ids
+    torch.testing.assert_close(logits, expected.float(), atol=1e-5, rtol=0)
+
+
+# ---- the CLI's backend options -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--backend", "vllm", "--attn-implementation", "eager"], "--attn-implementation goes with --backend hf"),
+        (["--tensor-parallel-size", "2"], "--tensor-parallel-size goes with --backend vllm"),
+        (["--backend", "llamacpp", "--gpu-memory-utilization", "0.5"], "goes with --backend vllm"),
+        (["--max-model-len", "512"], "--max-model-len goes with --backend vllm or llamacpp"),
+        (["--backend", "hf", "--tokenizer", "x"], "--tokenizer goes with --backend openai or llamacpp"),
+    ],
+)
+def test_backend_options_go_with_their_backend(args, needle):
+    assert_usage_error(run("probe", "The cat sat.", *args), needle)
+
+
+def test_missing_engines_name_their_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    assert_usage_error(run("probe", "The cat sat.", "--backend", "vllm"), "pip install 'repcheck[vllm]'")
+    assert_usage_error(run("probe", "The cat sat.", "--backend", "llamacpp"), "pip install 'repcheck[llamacpp]'")
