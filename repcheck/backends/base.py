@@ -160,3 +160,26 @@ def require_same_tokens(mine: Sequence[int], theirs: Sequence[int], engine: str)
         "give the model's own tokenizer with --tokenizer",
         param="tokenizer",
     )
+
+
+def model_block(backend: Any, *, source: str, sha256: str | None, cls: str | None, **extra: Any) -> dict[str, Any]:
+    """The ``model`` block of a report, the same keys for every backend (docs/output.md)."""
+    return {
+        "spec": backend.spec,
+        "name": backend.name,
+        "source": source,
+        "backend": backend.kind,
+        "sha256": sha256,
+        "context_length": backend.window.max_tokens,
+        "window": backend.window.to_dict(),
+        "class": cls,
+        **extra,
+    }
+
+
+def require_context(starts: Sequence[int]) -> None:
+    """Position 0 has no context, so nothing predicts it: scoring starts at 1 or later."""
+    from ..errors import RepcheckError
+
+    if any(start < 1 for start in starts):
+        raise RepcheckError("scoring needs at least one token of context (start >= 1)")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import Capabilities, ContextWindow, RawGeneration, Scored
+from .base import Capabilities, ContextWindow, RawGeneration, Scored, model_block
 from .builtin import BUILTIN_MODELS, DEFAULT_MODEL
 from .spec import ResolvedSpec, hub_error, one_line, resolve
 
@@ -67,16 +67,7 @@ class HFBackend:
 
     def info(self) -> dict[str, Any]:
         """The ``model`` block of a JSON report."""
-        return {
-            "spec": self.spec,
-            "name": self.name,
-            "source": self.source,
-            "backend": self.kind,
-            "sha256": self.sha256,
-            "context_length": self.context_length,
-            "window": self.window.to_dict(),
-            "class": type(self.model).__name__,
-        }
+        return model_block(self, source=self.source, sha256=self.sha256, cls=type(self.model).__name__)
 
     def versions(self) -> dict[str, str]:
         return {}  # torch and transformers are in every document's versions already

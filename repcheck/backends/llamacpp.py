@@ -24,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import PROBE_TEXT, Capabilities, ContextWindow, RawGeneration, Scored, require_same_tokens
+from .base import (
+    PROBE_TEXT,
+    Capabilities,
+    ContextWindow,
+    RawGeneration,
+    Scored,
+    model_block,
+    require_context,
+    require_same_tokens,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -106,18 +115,14 @@ class LlamaCppBackend:
         return self.window.max_tokens
 
     def info(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "name": self.name,
-            "source": self.source,
-            "backend": self.kind,
-            "sha256": self.sha256,
-            "context_length": self.context_length,
-            "window": self.window.to_dict(),
-            "class": self.architecture,
-            "quantization": self.file_type,
-            "engine": dict(self.engine_options),
-        }
+        return model_block(
+            self,
+            source=self.source,
+            sha256=self.sha256,
+            cls=self.architecture,
+            quantization=self.file_type,
+            engine=dict(self.engine_options),
+        )
 
     def versions(self) -> dict[str, str]:
         return {"llama_cpp_python": self.engine_version} if self.engine_version else {}
@@ -162,8 +167,7 @@ class LlamaCppBackend:
         from ..metrics import next_token_probs
         from .hf import scored
 
-        if any(start < 1 for start in starts):  # position 0 has no context: nothing predicts it
-            raise RepcheckError("scoring needs at least one token of context (start >= 1)")
+        require_context(starts)
         out = []
         for i, (ids, start) in enumerate(zip(sequences, starts, strict=True)):
             logits = self.sequence_logits(ids)

@@ -31,7 +31,16 @@ import numpy as np
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import PROBE_TEXT, Capabilities, ContextWindow, RawGeneration, Scored, require_same_tokens
+from .base import (
+    PROBE_TEXT,
+    Capabilities,
+    ContextWindow,
+    RawGeneration,
+    Scored,
+    model_block,
+    require_context,
+    require_same_tokens,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..decoding import DecodingSetting
@@ -201,17 +210,7 @@ class OpenAIBackend:
         return self.window.max_tokens
 
     def info(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "name": self.served,
-            "source": "server",
-            "backend": self.kind,
-            "base_url": public_url(self.client.base_url),
-            "sha256": None,
-            "context_length": self.context_length,
-            "window": self.window.to_dict(),
-            "class": None,
-        }
+        return model_block(self, source="server", sha256=None, cls=None, base_url=public_url(self.client.base_url))
 
     def versions(self) -> dict[str, str]:
         return dict(self.server_versions)
@@ -237,8 +236,7 @@ class OpenAIBackend:
         progress: ProgressCallback | None = None,
         **_: Any,
     ) -> list[Scored]:
-        if any(start < 1 for start in starts):  # position 0 has no context: nothing predicts it
-            raise RepcheckError("scoring needs at least one token of context (start >= 1)")
+        require_context(starts)
 
         def one(item):
             ids, start = item

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import Capabilities, ContextWindow, RawGeneration, Scored
+from .base import Capabilities, ContextWindow, RawGeneration, Scored, model_block, require_context
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..decoding import DecodingSetting
@@ -131,17 +131,9 @@ class VLLMBackend:
         return self.window.max_tokens
 
     def info(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "name": self.name,
-            "source": self.source,
-            "backend": self.kind,
-            "sha256": self.sha256,
-            "context_length": self.context_length,
-            "window": self.window.to_dict(),
-            "class": self.architecture,
-            "engine": dict(self.engine_options),
-        }
+        return model_block(
+            self, source=self.source, sha256=self.sha256, cls=self.architecture, engine=dict(self.engine_options)
+        )
 
     def versions(self) -> dict[str, str]:
         return {"vllm": self.engine_version} if self.engine_version else {}
@@ -160,8 +152,7 @@ class VLLMBackend:
     ) -> list[Scored]:
         from vllm import SamplingParams, TokensPrompt
 
-        if any(start < 1 for start in starts):  # position 0 has no context: nothing predicts it
-            raise RepcheckError("scoring needs at least one token of context (start >= 1)")
+        require_context(starts)
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
         out: list[Scored] = []
         for lo in range(0, len(sequences), SCORE_CHUNK):
