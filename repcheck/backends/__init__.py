@@ -77,12 +77,11 @@ def load_model(
 
 def setting_keys(backend: str) -> frozenset[str]:
     """The decoding keys a backend can apply while generating (known before any model loads)."""
-    if backend in ("hf",):
+    if backend == "hf":
         from ..decoding import KEYS
 
         return frozenset(KEYS)
-    module = {"vllm": ".vllm_engine", "openai": ".openai", "llamacpp": ".llamacpp"}[backend]
-    return importlib.import_module(module, __name__).SETTING_KEYS
+    return importlib.import_module(BACKENDS[backend][0]).SETTING_KEYS
 
 
 def backends_supporting(keys: list[str]) -> list[str]:

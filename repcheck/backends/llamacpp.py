@@ -16,7 +16,6 @@ The tokenizer is a Hugging Face tokenizer (read from the GGUF file by transforme
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,15 +269,16 @@ def load_llamacpp(
     if device not in ("auto", "cpu", "cuda"):
         raise RepcheckError(f"the llamacpp backend runs on cpu or cuda, not {device}", param="device")
     llama_cpp = import_llama_cpp()
-    target = resolve(spec, progress, want="gguf")
-    if target.source not in ("gguf", "builtin") or not str(target.path).endswith(".gguf"):
+    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    if device == "cuda" and not offload:
+        raise RepcheckError("this llama-cpp-python was built without GPU offload; use --device cpu", param="device")
+    gpu = offload and device != "cpu"
+    target = resolve(spec, progress, want="gguf")  # a built-in alias resolves to its GGUF file
+    if target.source != "gguf":
         raise RepcheckError(
             f"the llamacpp backend runs GGUF files; {spec} is not one (give a .gguf path, or use --backend hf)",
             param="model",
         )
-    gpu = device == "cuda" or (device == "auto" and bool(llama_cpp.llama_supports_gpu_offload()))
-    if device == "cuda" and not llama_cpp.llama_supports_gpu_offload():
-        raise RepcheckError("this llama-cpp-python was built without GPU offload; use --device cpu", param="device")
     hf_tok, config = _hf_side(target, tokenizer)
     from .hf import context_window, require_causal
 
@@ -286,7 +286,9 @@ def load_llamacpp(
         require_causal(config, spec)
     window = context_window(config) if config is not None else ContextWindow(None)
     n_ctx = max_model_len or min(window.max_tokens or DEFAULT_N_CTX, DEFAULT_N_CTX)
-    threads = n_threads or _torch_threads()
+    import torch
+
+    threads = n_threads or torch.get_num_threads()  # --threads sets torch's
     options = {"n_ctx": n_ctx, "n_threads": threads, "n_gpu_layers": -1 if gpu else 0}
     if progress:
         progress(f"loading {target.name} in llama.cpp", 0, 0)
@@ -333,15 +335,6 @@ def load_llamacpp(
         engine_options=options,
         engine_version=str(llama_cpp.__version__),
     )
-
-
-def _torch_threads() -> int:
-    try:
-        import torch
-
-        return int(torch.get_num_threads())
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return os.cpu_count() or 1
 
 
 def _hf_side(target, tokenizer: str | None):

@@ -30,17 +30,10 @@ WIKI = read_sentences(ROOT / "sample_prompts" / "wiki_en.txt")[:6]
 PROMPTS = read_sentences(ROOT / "sample_prompts" / "open_ended.txt")[:8]
 
 
-def _skip_without(module: str, how: str):
-    try:
-        __import__(module)
-    except ImportError:
-        pytest.skip(f"{module} is not installed here ({how})", allow_module_level=False)
-
-
 # ---- vLLM ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def vllm_smol():
-    _skip_without("vllm", "bash scripts/vllm_cpu_env.sh makes an environment with vLLM's CPU build")
+    pytest.importorskip("vllm", reason="not installed here: bash scripts/vllm_cpu_env.sh makes an environment with it")
     with builtin_cache():
         backend = load_model("smollm2-135m", backend="vllm", max_model_len=2048)
     yield backend
@@ -87,7 +80,9 @@ def test_vllm_cli_probe_and_refusal(vllm_smol, tmp_path):
 # ---- llama.cpp -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def llama_smol():
-    _skip_without("llama_cpp", "pip install 'repcheck[llamacpp]' compiles it, 15+ minutes")
+    pytest.importorskip(
+        "llama_cpp", reason="not installed here: pip install 'repcheck[llamacpp]' compiles it (15+ min)"
+    )
     with builtin_cache():
         backend = load_model("smollm2-135m", backend="llamacpp")
     yield backend
