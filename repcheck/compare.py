@@ -9,23 +9,36 @@ sentence, to show how the setting bends the self-reinforcement curve.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from .backends.base import Backend
+from .backends.registry import check_supported
 from .decoding import DecodingSetting
 from .errors import require_int
-from .generation import SettingRun, check_supported, encode_prompts, generate
+from .generation import SettingRun, encode_prompts, generate
 from .metric_info import CONTINUATION_METRICS, direction
 from .progress import ProgressCallback, offset
 from .provenance import dumps, envelope, json_safe, utc_now
 from .repetition import pooled_metrics
 from .results import ProbeResult
 from .stats import mean_ci95
+
+
+class AroundProbe(Protocol):
+    """Something that changes the model while the probe part of a compare runs, and says so in
+    its results (``repcheck.explain.ablation.Ablation`` is one)."""
+
+    def applied(self, model: Backend) -> AbstractContextManager[None]: ...
+
+    def to_setting(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -117,6 +130,25 @@ class CompareResult:
     def to_json(self, indent: int | None = 2) -> str:
         return dumps(self.to_dict(), indent=indent)
 
+
+    def write(self, out_dir: str | Path, fmt: str = "png", overwrite: bool = False) -> list[Path]:
+        """summary.json, generations.jsonl, per_setting.csv, metrics.<fmt> and, with a probe,
+        curves.<fmt>, into exactly ``out_dir`` (``outputs.publish``)."""
+        from .outputs import check_format, publish
+        from .plots import compare_figures
+
+        check_format(fmt)
+        doc = self.to_dict()
+
+        def write(tmp: Path) -> None:
+            if self.runs:
+                with open(tmp / "generations.jsonl", "w", encoding="utf-8") as fh:
+                    for rec in self.generations_records():
+                        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                self.to_frame().to_csv(tmp / "per_setting.csv", index=False)
+            compare_figures(doc, tmp, fmt)
+
+        return publish(out_dir, "compare", doc, write, overwrite)
     def to_frame(self):
         """One row per setting: the per-setting means and pooled metrics."""
         import pandas as pd
@@ -150,12 +182,13 @@ def run_compare(
     probe_sentences: Sequence[str] = (),
     repeats: int = 10,
     next_token_texts: Sequence[str] = (),
-    ablate_heads=None,
+    around_probe: AroundProbe | None = None,
     progress: ProgressCallback | None = None,
 ) -> CompareResult:
     """Generate from ``prompts`` under every setting and/or probe ``probe_sentences`` under
     every setting (one forward pass for all settings); with ``next_token_texts`` (human text),
-    also Welleck et al.'s next-token metrics (``next_token_block``)."""
+    also Welleck et al.'s next-token metrics (``next_token_block``). ``around_probe`` (e.g. an
+    ``Ablation``) is applied while the probe runs, and only then."""
     from .probing import probe_under_settings
 
     require_int("samples", samples, 1)
@@ -191,19 +224,18 @@ def run_compare(
             )
     if probe_sentences:
         probed = [s for s in settings if not s.is_beam]
-        under = (
-            probe_under_settings(
-                model,
-                list(probe_sentences),
-                probed,
-                repeats=repeats,
-                batch_size=batch_size,
-                progress=progress,
-                ablate_heads=ablate_heads,
-            )
-            if probed
-            else {}
-        )
+        under = {}
+        if probed:
+            with around_probe.applied(model) if around_probe else contextlib.nullcontext():
+                under = probe_under_settings(
+                    model,
+                    list(probe_sentences),
+                    probed,
+                    repeats=repeats,
+                    batch_size=batch_size,
+                    progress=progress,
+                    settings=around_probe.to_setting() if around_probe else None,
+                )
         # Beam search keeps several hypotheses: there is no single per-token distribution.
         result.probes = {s.name: under.get(s.name) for s in settings}
     if next_token_texts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .backends.base import Backend
@@ -108,6 +109,22 @@ class DiffResult:
     def to_json(self) -> str:
         return dumps(self.to_dict())
 
+    def write(self, out_dir: str | Path, fmt: str = "png", overwrite: bool = False) -> list[Path]:
+        """summary.json, per_copy.csv, deltas.csv, curves.<fmt> and bars.<fmt> into exactly
+        ``out_dir`` (``outputs.publish``)."""
+        from .outputs import check_format, publish
+        from .plots import diff_figures
+
+        check_format(fmt)
+        doc = self.to_dict()
+
+        def write(tmp: Path) -> None:
+            self.to_frame().to_csv(tmp / "per_copy.csv", index=False)
+            self.delta_frame().to_csv(tmp / "deltas.csv", index=False)
+            diff_figures(doc, tmp, fmt)
+
+        return publish(out_dir, "diff", doc, write, overwrite)
+
 
 def unique_labels(names: Sequence[str]) -> list[str]:
     """Model names, prefixed with A:, B:, ... so that two checkpoints named alike stay apart."""
@@ -131,15 +148,15 @@ def diff_models(
     loaded with ``load_options`` (dtype, device, backend, ...), probed and freed one at a time.
     """
     from .backends import load_model
-    from .backends.spec import check_spec
+    from .backends.registry import check_model_spec
 
     if len(models) < 2:
         raise RepcheckError("diff needs at least two models", param="model")
     require_int("repeats", repeats, 1)
     require_int("batch_size", batch_size, 1)
-    for m in models:
+    for m in models:  # every spec, before the first model loads
         if isinstance(m, str):
-            check_spec(m)
+            check_model_spec(load_options.get("backend", "hf"), m)
     if isinstance(sentences, str):
         sentences = [sentences]
     names = [m if isinstance(m, str) else m.name for m in models]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends.base import Backend
+from .backends.base import Backend, GenerationRequest
 from .decoding import DecodingSetting
 from .errors import RepcheckError, require_int
 from .progress import ProgressCallback
@@ -84,22 +84,6 @@ def encode_prompts(model: Backend, prompts: Sequence[str], max_new_tokens: int) 
     return out
 
 
-def check_supported(model: Backend | str, setting: DecodingSetting) -> None:
-    """Refuse a setting whose keys this backend (a loaded one, or its name before loading)
-    cannot apply while generating."""
-    from .backends import backends_supporting, setting_keys
-
-    kind = model if isinstance(model, str) else model.kind
-    supported = setting_keys(model) if isinstance(model, str) else model.capabilities.setting_keys
-    unsupported = sorted(set(setting.params) - set(supported))
-    if unsupported:
-        able = backends_supporting(unsupported)
-        raise RepcheckError(
-            f"the {kind} backend cannot apply {', '.join(unsupported)} (setting {setting.name!r})"
-            + (f"; backends that can: {', '.join(able)}" if able else "")
-        )
-
-
 def generate(
     model: Backend,
     prompts: Sequence[str],
@@ -116,19 +100,11 @@ def generate(
     text, whatever the batch size."""
     require_int("samples", samples, 1)
     require_int("batch_size", batch_size, 1)
-    check_supported(model, setting)
     encoded = encode_prompts(model, prompts, max_new_tokens)
     tok = model.tokenizer
     began = time.perf_counter()
-    raw = model.generate(
-        encoded,
-        setting,
-        max_new_tokens=max_new_tokens,
-        samples=samples,
-        seed=seed,
-        batch_size=batch_size,
-        progress=progress,
-    )
+    request = GenerationRequest(encoded, setting, max_new_tokens, samples=samples, seed=seed, batch_size=batch_size)
+    raw = model.generate(request, progress)
     elapsed = time.perf_counter() - began
     generations = [
         Generation(

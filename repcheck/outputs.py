@@ -1,4 +1,6 @@
-"""Write a run's files into an output directory: all or nothing, and never mixed with another run.
+"""The one publisher of a run's files: into an output directory, all or nothing, and never mixed
+with another run. Each result type writes its own files through ``publish`` (``ProbeResult.write``,
+``CompareResult.write``, ``DiffResult.write``, ``ExplainResult.write``, a training report).
 
 The rules, checked before any model is loaded (``check_output_dir``):
 
@@ -29,7 +31,7 @@ FORMATS = ("png", "svg", "pdf")
 MANIFEST = ".repcheck-output.json"
 
 
-def _previous_files(path: Path) -> list[str] | None:
+def previous_files(path: Path) -> list[str] | None:
     """Files an earlier repcheck run wrote into ``path`` (None if it holds no run of ours)."""
     try:
         doc = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
@@ -42,7 +44,7 @@ def _previous_files(path: Path) -> list[str] | None:
 
 
 def _foreign_entries(path: Path) -> list[str]:
-    previous = set(_previous_files(path) or [])
+    previous = set(previous_files(path) or [])
     return sorted(p.name for p in path.iterdir() if not p.name.startswith(".") and p.name not in previous)
 
 
@@ -107,7 +109,7 @@ def publish(
             target = out_dir / name
             if target.is_symlink() or (target.exists() and not target.is_file()):
                 raise RepcheckError(f"cannot write {target}: a directory or link is in the way", param="out")
-        previous = _previous_files(out_dir) or []
+        previous = previous_files(out_dir) or []
         stale = [n for n in previous if n not in names and (out_dir / n).is_file()] if replace_run else []
         _swap(tmp, out_dir, names, stale)
         kept = [] if replace_run else [n for n in previous if n not in names and (out_dir / n).is_file()]
@@ -148,59 +150,6 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def write_probe_outputs(
-    result, out_dir: str | Path, fmt: str = "png", position: int | None = None, overwrite: bool = False
-) -> list[Path]:
-    """Write summary.json, per_copy.csv, per_sentence.csv, per_token.csv, bars.<fmt>,
-    curve.<fmt> (and, for a set, by_initial.<fmt>) into exactly ``out_dir``."""
-    from .plots import probe_figures
-
-    check_format(fmt)
-    doc = result.to_dict()
-
-    def write(tmp: Path) -> None:
-        result.mean_frame().to_csv(tmp / "per_copy.csv", index=False)
-        result.to_frame().to_csv(tmp / "per_sentence.csv", index=False)
-        result.token_frame().to_csv(tmp / "per_token.csv", index=False)
-        probe_figures(doc, tmp, fmt, position=position)
-
-    return publish(out_dir, "probe", doc, write, overwrite)
-
-
-def write_compare_outputs(result, out_dir: str | Path, fmt: str = "png", overwrite: bool = False) -> list[Path]:
-    """summary.json, generations.jsonl, per_setting.csv, metrics.<fmt> and, with a probe,
-    curves.<fmt>, into exactly ``out_dir``."""
-    from .plots import compare_figures
-
-    check_format(fmt)
-    doc = result.to_dict()
-
-    def write(tmp: Path) -> None:
-        if result.runs:
-            with open(tmp / "generations.jsonl", "w", encoding="utf-8") as fh:
-                for rec in result.generations_records():
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            result.to_frame().to_csv(tmp / "per_setting.csv", index=False)
-        compare_figures(doc, tmp, fmt)
-
-    return publish(out_dir, "compare", doc, write, overwrite)
-
-
-def write_diff_outputs(result, out_dir: str | Path, fmt: str = "png", overwrite: bool = False) -> list[Path]:
-    """summary.json, per_copy.csv, deltas.csv, curves.<fmt> and bars.<fmt> into exactly ``out_dir``."""
-    from .plots import diff_figures
-
-    check_format(fmt)
-    doc = result.to_dict()
-
-    def write(tmp: Path) -> None:
-        result.to_frame().to_csv(tmp / "per_copy.csv", index=False)
-        result.delta_frame().to_csv(tmp / "deltas.csv", index=False)
-        diff_figures(doc, tmp, fmt)
-
-    return publish(out_dir, "diff", doc, write, overwrite)
-
-
 def check_writable_file(path: str | Path, param: str) -> Path:
     """Refuse an output file we could not write, before any work is done."""
     path = Path(path).expanduser()
@@ -224,16 +173,14 @@ def write_text_file(path: str | Path, text: str, param: str = "output") -> None:
         raise RepcheckError(f"cannot write {path}: {err.strerror or err}", param=param) from None
 
 
-def write_explain_outputs(result, out_dir: str | Path, fmt: str = "png", overwrite: bool = False) -> list[Path]:
-    """summary.json, heads.csv, neurons.csv, heads.<fmt>, ablation.<fmt> and profile.<fmt>."""
-    from .explain.figures import explain_figures
-
-    check_format(fmt)
-    doc = result.to_dict()
-
-    def write(tmp: Path) -> None:
-        result.heads_frame().to_csv(tmp / "heads.csv", index=False)
-        result.neurons_frame().to_csv(tmp / "neurons.csv", index=False)
-        explain_figures(doc, tmp, fmt)
-
-    return publish(out_dir, "explain", doc, write, overwrite)
+def remove_previous_run(path: Path, also: tuple[str, ...] = ()) -> None:
+    """Remove the files an earlier repcheck run wrote into ``path`` (its manifest names them),
+    the manifest itself, and the entries ``also`` names (a run's working files)."""
+    if not path.is_dir():
+        return
+    for name in [*also, *(previous_files(path) or []), MANIFEST]:
+        entry = path / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()

@@ -14,25 +14,19 @@ Compare (``compare_figures``): ``metrics`` (lower-is-better and higher-is-better
 separate panels) and, with a probe, ``curves``. Diff (``diff_figures``): ``curves`` and
 ``bars`` (one panel per model and a panel of paired deltas).
 
-Matplotlib's object API is used without pyplot, inside ``rc_context``: a notebook's backend
-and style are never changed. Text in any script is drawn with the first installed font that
-has its glyphs (a CJK font, e.g. Debian's fonts-noto-cjk or fonts-wqy-microhei, is optional);
-missing glyphs fall back silently.
+Everything is drawn with ``repcheck.plotkit`` (fonts with fallback, no pyplot).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import textwrap
-import warnings
 from pathlib import Path
 from typing import Any
 
-from .metric_info import label
+from .metric_info import METRICS, label
+from .plotkit import BLUE, GREEN, PURPLE, RED, clip, cmap, copy_axis, figure, interval_errors, save, short, style
+from .stats import SMALL_N
 
-RED, BLUE, GREEN, PURPLE = "#d62728", "#1f77b4", "#2ca02c", "#9467bd"
 #: Each curve has its own color, line style and marker, so equal values stay visible.
 CURVE_STYLES = {
     "tp": dict(color=RED, ls="-", marker="o", ms=5, lw=2.0, zorder=4),
@@ -40,104 +34,27 @@ CURVE_STYLES = {
     "ip": dict(color=GREEN, ls=":", marker="^", ms=6, lw=2.0, zorder=5),
     "wr": dict(color=PURPLE, ls="-.", marker="x", ms=6, lw=1.5, zorder=6),
 }
-CURVE_LABELS = {
-    "tp": "TP: probability of the repeat",
-    "mp": "MP: max probability",
-    "ip": "IP: share of tokens more likely than in copy 0",
-    "wr": "WR: winner rate",
-}
 POSITION_STYLES = {"first": ("-", "o"), "middle": ("--", "s"), "last": (":", "^")}
-COPY_AXIS = "copy n (the sentence already appears n times in the context)"
 MAX_BARS = 30  # beyond this many copies, bars become an unreadable strip: draw lines
-#: Fonts with CJK (and other) glyphs, tried after DejaVu Sans when installed.
-FALLBACK_FONTS = (
-    "Noto Sans CJK SC",
-    "Noto Sans CJK JP",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Droid Sans Fallback",
-    "AR PL UMing CN",
-    "PingFang SC",
-    "Microsoft YaHei",
-    "SimHei",
-    "Arial Unicode MS",
-    "Noto Emoji",
-    "Symbola",
-)
 
 
-@functools.cache
-def _font_families() -> list[str]:
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return ["DejaVu Sans", *[f for f in FALLBACK_FONTS if f in installed]]
-
-
-@contextlib.contextmanager
-def _style():
-    """Scoped settings for every figure: fonts with fallback, no glyph warnings."""
-    import matplotlib
-
-    with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": _font_families()}):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
-            warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support")
-            yield
-
-
-def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kwargs):
-    """A figure and its axes through matplotlib's object API (no pyplot)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=120)
-    return fig, fig.subplots(nrows, ncols, **kwargs)
-
-
-def _cmap(name: str = "tab10"):
-    import matplotlib
-
-    return matplotlib.colormaps[name]
-
-
-def _save(fig, path: str | Path):
-    fig.savefig(path, bbox_inches="tight")
-    return fig
-
-
-def _copy_axis(ax, K: int, label_: str = COPY_AXIS) -> None:
-    """Integer ticks on a copy axis, also for K = 1."""
-    from matplotlib.ticker import MaxNLocator
-
-    if K <= 20:
-        ax.set_xticks(range(K))
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=20))
-    ax.set_xlim(-0.6, K - 0.4)
-    ax.set_xlabel(label_)
-
-
-def _short(text: str, width: int) -> str:
-    return textwrap.shorten(" ".join(text.split()), width, placeholder="…")
+def curve_label(key: str) -> str:
+    """A curve's legend entry, from the one table of metric facts."""
+    info = METRICS[key]
+    return f"{info.label}: {info.description}"
 
 
 def _subject(sentences: list[str], width: int = 90) -> str:
     if len(sentences) == 1:
-        return f"“{_short(sentences[0], width)}”"
+        return f"“{short(sentences[0], width)}”"
     return f"mean of {len(sentences)} sentences"
 
 
 def _band_note(n: int) -> str:
     if n < 2:
         return ""
-    few = ", few sentences: read with care" if n < 5 else ""
+    few = ", few sentences: read with care" if n < SMALL_N else ""
     return f" (band: 95% interval over N={n} sentences{few})"
-
-
-def _clip(v: float | None) -> float:
-    return math.nan if v is None else min(1.0, max(0.0, v))
 
 
 # ---- probe ---------------------------------------------------------------------------------
@@ -177,21 +94,12 @@ def plot_bars(doc: dict[str, Any], path: str | Path, position: int | None = None
         blue = [s["pmax"][n][position] for n in range(K)]
         labels = [s["argmax_tokens"][n][position] for n in range(K)]
         what = f"Self-reinforcement of token {position} {s['tokens'][position].strip()!r}"
-    with _style():
-        fig, ax = _figure(max(6.4, min(16, 0.45 * min(K, MAX_BARS) + 2.5)), 4.8)
+    with style():
+        fig, ax = figure(max(6.4, min(16, 0.45 * min(K, MAX_BARS) + 2.5)), 4.8)
         _draw_bars(ax, red, blue, labels, red_err, blue_err)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncol=2)
         ax.set_title(_title(doc, what), fontsize=10)
-        return _save(fig, path)
-
-
-def _errors(values: list[float], intervals: list[list[float]] | None):
-    """Asymmetric error bar lengths from [low, high] intervals, clipped to [0, 1]."""
-    if intervals is None:
-        return None
-    lows = [v - _clip(lo) if lo is not None else 0 for v, (lo, _hi) in zip(values, intervals)]
-    highs = [_clip(hi) - v if hi is not None else 0 for v, (_lo, hi) in zip(values, intervals)]
-    return [[max(0, x) for x in lows], [max(0, x) for x in highs]]
+        return save(fig, path)
 
 
 def _draw_bars(ax, red, blue, labels=None, red_ci=None, blue_ci=None) -> None:
@@ -202,8 +110,8 @@ def _draw_bars(ax, red, blue, labels=None, red_ci=None, blue_ci=None) -> None:
     blue_label = "max next-token P" + (" (label: argmax token)" if labels is not None and K <= MAX_BARS else "")
     if K <= MAX_BARS:
         kw = dict(width=0.4, capsize=2, error_kw={"lw": 0.8})
-        ax.bar([n - 0.2 for n in ns], red, color=RED, label="P(repeated token)", yerr=_errors(red, red_ci), **kw)
-        ax.bar([n + 0.2 for n in ns], blue, color=BLUE, label=blue_label, yerr=_errors(blue, blue_ci), **kw)
+        ax.bar([n - 0.2 for n in ns], red, color=RED, label="P(repeated token)", yerr=interval_errors(red, red_ci), **kw)
+        ax.bar([n + 0.2 for n in ns], blue, color=BLUE, label=blue_label, yerr=interval_errors(blue, blue_ci), **kw)
         if labels is not None:
             for n, (b, lab) in enumerate(zip(blue, labels)):
                 text = repr(lab.strip() or lab)[1:-1]
@@ -215,9 +123,9 @@ def _draw_bars(ax, red, blue, labels=None, red_ci=None, blue_ci=None) -> None:
         ):
             ax.plot(ns, values, color=color, ls=style, lw=1.8, marker="o", ms=2.5, label=name)
             if ci is not None:
-                ax.fill_between(ns, [_clip(c[0]) for c in ci], [_clip(c[1]) for c in ci], color=color, alpha=0.15, lw=0)
+                ax.fill_between(ns, [clip(c[0]) for c in ci], [clip(c[1]) for c in ci], color=color, alpha=0.15, lw=0)
     ax.set_ylim(0, 1.2 if labels is not None and K <= MAX_BARS else 1.05)
-    _copy_axis(ax, K)
+    copy_axis(ax, K)
     ax.set_ylabel("probability")
     ax.grid(axis="y", alpha=0.3)
 
@@ -226,25 +134,25 @@ def plot_curve(doc: dict[str, Any], path: str | Path):
     """TP, MP, IP, WR against n with 95% bands for a set; TP by token position beside it."""
     rows = doc["per_copy"]
     K, n_sent = doc["repeats"], len(doc["sentences"])
-    with _style():
-        fig, (ax, side) = _figure(10.4, 4.6, 1, 2, gridspec_kw={"width_ratios": [2.3, 1]})
+    with style():
+        fig, (ax, side) = figure(10.4, 4.6, 1, 2, gridspec_kw={"width_ratios": [2.3, 1]})
         for m in ("tp", "mp", "ip", "wr"):
             pts = [(r["n"], r[m], r["ci95"][m]) for r in rows if r[m] is not None]
             if not pts:
                 continue
             ns, ys, cis = zip(*pts)
-            ax.plot(ns, ys, label=CURVE_LABELS[m], **CURVE_STYLES[m])
+            ax.plot(ns, ys, label=curve_label(m), **CURVE_STYLES[m])
             if n_sent > 1 and all(c[0] is not None for c in cis):
                 ax.fill_between(
                     ns,
-                    [_clip(c[0]) for c in cis],
-                    [_clip(c[1]) for c in cis],
+                    [clip(c[0]) for c in cis],
+                    [clip(c[1]) for c in cis],
                     color=CURVE_STYLES[m]["color"],
                     alpha=0.13,
                     lw=0,
                 )
         ax.set_ylim(-0.02, 1.05)
-        _copy_axis(ax, K)
+        copy_axis(ax, K)
         ax.set_ylabel("rate / probability")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8, frameon=False, ncol=2)
@@ -263,30 +171,30 @@ def plot_curve(doc: dict[str, Any], path: str | Path):
                 label=f"{group} token",
             )
         side.set_ylim(-0.02, 1.05)
-        _copy_axis(side, K, "copy n")
+        copy_axis(side, K, "copy n", max_ticks=10)
         side.set_title("TP by position in the copy", fontsize=9)
         side.grid(alpha=0.3)
         side.legend(fontsize=8, frameon=False, loc="lower right")
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def plot_by_initial(doc: dict[str, Any], path: str | Path):
     """Mean TP per copy for each quantile bin of TP(0): do likelier sentences reinforce more?"""
     info = doc["initial_probability"]
     K = doc["repeats"]
-    cmap = _cmap("viridis")
-    with _style():
-        fig, ax = _figure(7.6, 4.8)
+    colors = cmap("viridis")
+    with style():
+        fig, ax = figure(7.6, 4.8)
         bins = info["bins"]
         for i, b in enumerate(bins):
-            color = cmap(0.1 + 0.8 * i / max(1, len(bins) - 1))
+            color = colors(0.1 + 0.8 * i / max(1, len(bins) - 1))
             lo, hi = b["tp_first_range"]
             ax.plot(range(K), b["tp"], color=color, marker="o", ms=3, label=f"TP(0) {lo:.3f}–{hi:.3f} (N={b['n']})")
             if b["n"] > 1:
                 ax.fill_between(
                     range(K),
-                    [_clip(c[0]) for c in b["ci95"]],
-                    [_clip(c[1]) for c in b["ci95"]],
+                    [clip(c[0]) for c in b["ci95"]],
+                    [clip(c[1]) for c in b["ci95"]],
                     color=color,
                     alpha=0.12,
                     lw=0,
@@ -299,7 +207,7 @@ def plot_by_initial(doc: dict[str, Any], path: str | Path):
             transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
         )  # fmt: skip
         ax.set_ylim(-0.02, 1.05)
-        _copy_axis(ax, K)
+        copy_axis(ax, K)
         ax.set_ylabel("TP (mean over the bin's sentences)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, frameon=False, loc="upper left", title="bins of TP(0)", title_fontsize=8)
@@ -308,7 +216,7 @@ def plot_by_initial(doc: dict[str, Any], path: str | Path):
             f"{doc['model']['name']} ({doc['dtype']}), {len(doc['sentences'])} sentences in {len(bins)} quantile bins",
             fontsize=10,
         )
-        return _save(fig, path)
+        return save(fig, path)
 
 
 # ---- compare -------------------------------------------------------------------------------
@@ -323,10 +231,6 @@ def compare_figures(doc: dict[str, Any], directory: Path, fmt: str) -> list[Path
     return written
 
 
-def _tick_label(name: str) -> str:
-    return "\n".join(textwrap.wrap(_short(name, 48), 18, break_long_words=True)) or name
-
-
 def plot_compare_metrics(doc: dict[str, Any], path: str | Path):
     """Grouped bars per setting: the lower-is-better repetition metrics on one panel,
     distinct-2 (higher is better) on another; 95% intervals over prompts."""
@@ -339,18 +243,19 @@ def plot_compare_metrics(doc: dict[str, Any], path: str | Path):
     ]
     x = np.arange(len(settings))
     n_prompts = len(doc["prompts"])
-    with _style():
-        fig, axes = _figure(max(8, 1.25 * len(settings) + 3), 5.2, 1, 2, gridspec_kw={"width_ratios": [3, 1.4]})
+    with style():
+        fig, axes = figure(max(8, 1.25 * len(settings) + 3), 5.2, 1, 2, gridspec_kw={"width_ratios": [3, 1.4]})
         for ax, (title, keys) in zip(axes, panels):
             width = 0.8 / len(keys)
             for i, key in enumerate(keys):
                 means = [s["metrics"][key]["mean"] for s in settings]
                 means = [math.nan if m is None else m for m in means]
                 cis = [s["metrics"][key]["ci95"] for s in settings]
-                err = _errors(means, cis) if n_prompts > 1 else None
+                err = interval_errors(means, cis) if n_prompts > 1 else None
                 name = "loop rate" if key == "loop" else label(key)
                 ax.bar(x + (i - (len(keys) - 1) / 2) * width, means, width, label=name, yerr=err, capsize=2)
-            ax.set_xticks(x, [_tick_label(s["name"]) for s in settings], fontsize=7)
+            # rotated one-line labels: wrapped ones overlapped on the narrow panel
+            ax.set_xticks(x, [short(s["name"], 32) for s in settings], fontsize=7, rotation=35, ha="right")
             ax.set_ylim(0, 1.05)
             ax.set_title(title, fontsize=9)
             ax.grid(axis="y", alpha=0.3)
@@ -361,16 +266,16 @@ def plot_compare_metrics(doc: dict[str, Any], path: str | Path):
             f"{n_prompts} prompt{'s' if n_prompts != 1 else ''} × {doc['max_new_tokens']} new tokens, seed {doc['seed']}",
             fontsize=10,
         )
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def plot_compare_curves(doc: dict[str, Any], path: str | Path):
     """TP (solid) and MP (dashed) per copy under each setting's processors, overlaid."""
-    cmap = _cmap()
+    colors = cmap()
     skipped = []
     K = doc.get("probe", {}).get("repeats", 1)
-    with _style():
-        fig, ax = _figure(8.4, 4.8)
+    with style():
+        fig, ax = figure(8.4, 4.8)
         for i, s in enumerate(doc["settings"]):
             probe = s.get("probe")
             if probe is None:
@@ -379,12 +284,12 @@ def plot_compare_curves(doc: dict[str, Any], path: str | Path):
                 skipped.append(s["name"])
                 continue
             ns = [r["n"] for r in probe["per_copy"]]
-            color = cmap(i % 10)
-            name = _short(s["name"], 40)
+            color = colors(i % 10)
+            name = short(s["name"], 40)
             ax.plot(ns, [r["tp"] for r in probe["per_copy"]], marker="o", ms=3, color=color, label=f"{name} (TP)")
             ax.plot(ns, [r["mp"] for r in probe["per_copy"]], ls="--", color=color, alpha=0.6, label=f"{name} (MP)")
         ax.set_ylim(-0.02, 1.05)
-        _copy_axis(ax, K)
+        copy_axis(ax, K)
         ax.set_ylabel("probability after the setting's processors")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -395,7 +300,7 @@ def plot_compare_curves(doc: dict[str, Any], path: str | Path):
             f"{_subject(sentences, 70)}{note}",
             fontsize=9,
         )
-        return _save(fig, path)
+        return save(fig, path)
 
 
 # ---- diff ----------------------------------------------------------------------------------
@@ -412,29 +317,29 @@ def _model_label(model: dict[str, Any]) -> str:
 
 def plot_diff_curves(doc: dict[str, Any], path: str | Path):
     """TP (solid, with 95% band) and MP (dashed) per copy for every model, overlaid."""
-    cmap = _cmap()
+    colors = cmap()
     n_sent = len(doc["sentences"])
-    with _style():
-        fig, ax = _figure(8.4, 4.8)
+    with style():
+        fig, ax = figure(8.4, 4.8)
         for i, (model, run) in enumerate(zip(doc["models"], doc["runs"])):
             rows = run["per_copy"]
             ns = [r["n"] for r in rows]
-            color = cmap(i % 10)
-            name = _short(_model_label(model), 48)
+            color = colors(i % 10)
+            name = short(_model_label(model), 48)
             ax.plot(ns, [r["tp"] for r in rows], marker="o", ms=3, color=color, label=f"{name}, TP")
             ax.plot(ns, [r["mp"] for r in rows], ls="--", color=color, alpha=0.6, label=f"{name}, MP")
             lo = [r["ci95"]["tp"][0] for r in rows]
             if n_sent > 1 and all(v is not None for v in lo):
                 ax.fill_between(
-                    ns, [_clip(v) for v in lo], [_clip(r["ci95"]["tp"][1]) for r in rows], color=color, alpha=0.12, lw=0
+                    ns, [clip(v) for v in lo], [clip(r["ci95"]["tp"][1]) for r in rows], color=color, alpha=0.12, lw=0
                 )
         ax.set_ylim(-0.02, 1.05)
-        _copy_axis(ax, doc["repeats"])
+        copy_axis(ax, doc["repeats"])
         ax.set_ylabel("probability")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         ax.set_title(f"TP and MP by checkpoint, {_subject(doc['sentences'], 60)}{_band_note(n_sent)}", fontsize=10)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def plot_diff_bars(doc: dict[str, Any], path: str | Path):
@@ -442,8 +347,8 @@ def plot_diff_bars(doc: dict[str, Any], path: str | Path):
     against the first model (mean of per-sentence differences, 95% interval)."""
     runs, models, K = doc["runs"], doc["models"], doc["repeats"]
     n_sent = len(doc["sentences"])
-    with _style():
-        fig, axes = _figure(
+    with style():
+        fig, axes = figure(
             max(6.4, min(16, 0.45 * min(K, MAX_BARS) + 2.5)),
             2.7 * (len(runs) + 1) + 0.8,
             len(runs) + 1,
@@ -458,11 +363,11 @@ def plot_diff_bars(doc: dict[str, Any], path: str | Path):
             ax.set_title(_model_label(model), fontsize=9, loc="left")
             ax.set_xlabel("")
         delta_ax = axes[-1, 0]
-        cmap = _cmap()
+        colors = cmap()
         for i, d in enumerate(doc["copy_deltas"]):
             ns = [r["n"] for r in d["per_copy"]]
             ys = [math.nan if r["delta"] is None else r["delta"] for r in d["per_copy"]]
-            color = cmap((i + 1) % 10)
+            color = colors((i + 1) % 10)
             delta_ax.plot(ns, ys, marker="o", ms=3, color=color, label=f"{d['model']} − {d['reference'].split(':')[0]}")
             if n_sent > 1:
                 lo = [math.nan if r["ci95"][0] is None else r["ci95"][0] for r in d["per_copy"]]
@@ -475,7 +380,7 @@ def plot_diff_bars(doc: dict[str, Any], path: str | Path):
         )
         delta_ax.grid(alpha=0.3)
         delta_ax.legend(fontsize=7, frameon=False)
-        _copy_axis(delta_ax, K)
+        copy_axis(delta_ax, K)
         axes[0, 0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.15), frameon=False, ncol=2, fontsize=8)
         fig.suptitle(f"Self-reinforcement by checkpoint, {_subject(doc['sentences'], 60)}", fontsize=10)
-        return _save(fig, path)
+        return save(fig, path)

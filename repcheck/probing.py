@@ -4,18 +4,21 @@ See ``repcheck.metrics`` for the definitions. This module tokenizes, builds each
 input (prefix + sentence x K), asks the backend to score the copies, and packs the numbers
 into typed results. With decoding settings, the backend's full distributions go through each
 setting's logits processors first (one forward pass serves every setting).
+
+Anything that changes the model while it is probed (ablating heads, ``repcheck.explain``) is
+a context the caller wraps around the probe; the probe only records what it is told in
+``settings``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .backends.base import Backend, ContextWindow, Scored
+from .backends.base import Backend, ContextWindow, Scored, check_scored
 from .errors import RepcheckError, require_int
 from .metrics import repeated_input
 from .progress import ProgressCallback
@@ -36,7 +39,7 @@ def processed_next_token_probs(logits, input_ids, start: int, count: int, proces
     """
     import torch
 
-    from .backends.hf import scored
+    from .backends.hf_utils import scored
 
     logps, maxes, args = [], [], []
     for t in range(start, start + count):
@@ -47,19 +50,6 @@ def processed_next_token_probs(logits, input_ids, start: int, count: int, proces
         maxes.append(top)
         args.append(arg)
     return scored(torch.stack(logps), torch.stack(maxes), torch.stack(args))
-
-
-def head_ablation(model: Backend, ablate_heads) -> contextlib.AbstractContextManager:
-    """A context in which the given heads (``"12.3,14.1"`` or [(12, 3), ...]) are zeroed, for
-    backends with hooks; a no-op when ``ablate_heads`` is empty."""
-    if not ablate_heads:
-        return contextlib.nullcontext()
-    if not model.capabilities.hooks:
-        raise RepcheckError(f"the {model.kind} backend cannot ablate heads; use the hf backend", param="ablate_heads")
-    from .explain.arch import layout, parse_heads
-    from .explain.hooks import ablated
-
-    return ablated(model.model, heads=parse_heads(ablate_heads, layout(model.model)))
 
 
 def check_fits(n_prefix: int, lengths: Sequence[int], repeats: int, window: ContextWindow) -> list[str]:
@@ -129,12 +119,10 @@ def probe(
     repeats: int = 10,
     prefix: str | None = None,
     batch_size: int = 8,
-    padding_side: str = "left",
     progress: ProgressCallback | None = None,
     settings: dict | None = None,
     decoding: DecodingSetting | None = None,
     convention: str = "repcheck",
-    ablate_heads=None,
 ) -> ProbeResult:
     """Probe ``model`` with each sentence repeated ``repeats`` times.
 
@@ -145,8 +133,8 @@ def probe(
     (penalties, bans, temperature, truncation) and is renormalized: the probe as the
     decoder would see it (see ``probe_under_settings``). ``convention="ditto"`` windows and
     averages the per-copy table as DITTO's code does (``metrics.ditto_per_copy``).
-    ``ablate_heads`` (``"12.3,14.1"``: layer.head) zeroes those heads' outputs while probing
-    (``repcheck.explain``).
+    ``settings``: anything more the result should record (e.g. the heads an enclosing
+    ``repcheck.explain.ablation`` zeroes).
     """
     if decoding is not None:
         return probe_under_settings(
@@ -159,7 +147,6 @@ def probe(
             progress=progress,
             settings=settings,
             convention=convention,
-            ablate_heads=ablate_heads,
         )[decoding.name]
     require_int("batch_size", batch_size, 1)
     check_convention(convention, repeats)
@@ -170,11 +157,8 @@ def probe(
     if progress:
         progress("probing", 0, len(seqs))
     started = time.perf_counter()
-    options = {"padding_side": padding_side} if model.kind == "hf" else {}
-    with head_ablation(model, ablate_heads):
-        scores = model.score(seqs, [len(prefix_ids)] * len(seqs), batch_size=batch_size, progress=relabel, **options)
+    scores = model.score(seqs, [len(prefix_ids)] * len(seqs), batch_size=batch_size, progress=relabel)
     elapsed = time.perf_counter() - started
-    settings = {**(settings or {}), **({"ablate_heads": _heads_setting(ablate_heads)} if ablate_heads else {})}
     return _result(
         model,
         encoded,
@@ -182,7 +166,7 @@ def probe(
         prefix_ids,
         repeats,
         scores,
-        settings={"batch_size": batch_size, "padding_side": padding_side, **(settings or {})},
+        settings={"batch_size": batch_size, **(settings or {})},
         elapsed=elapsed,
         n_tokens=sum(len(s) for s in seqs),
         warnings=warnings,
@@ -201,15 +185,14 @@ def probe_under_settings(
     progress: ProgressCallback | None = None,
     settings: dict | None = None,
     convention: str = "repcheck",
-    ablate_heads=None,
 ) -> dict[str, ProbeResult]:
     """The probe once per decoding setting, from ONE forward pass per batch of sentences:
     each setting's processors are applied to the same logits. Presence and frequency
     penalties treat everything after the prefix as generated text."""
-    if not model.capabilities.logits:
+    if not model.capabilities.full_distributions:
         raise RepcheckError(
             f"the {model.kind} backend returns no full next-token distributions, so it cannot probe "
-            f"under decoding settings; use the hf backend"
+            f"under decoding settings; use the hf or llamacpp backend"
         )
     require_int("batch_size", batch_size, 1)
     check_convention(convention, repeats)
@@ -222,16 +205,14 @@ def probe_under_settings(
     started, done = time.perf_counter(), 0
     if progress:
         progress("probing under decoding settings", 0, len(seqs))
-    if ablate_heads:
-        settings = {**(settings or {}), "ablate_heads": _heads_setting(ablate_heads)}
-    with head_ablation(model, ablate_heads):
-        for batch in model.logits(seqs, batch_size=batch_size):
-            for i, logits, input_ids in batch:
-                for name, procs in processors.items():
-                    scores[name][i] = processed_next_token_probs(logits, input_ids, P, len(seqs[i]) - P, procs)
-            done += len(batch)
-            if progress:
-                progress("probing under decoding settings", done, len(seqs))
+    for batch in model.logits(seqs, batch_size=batch_size):
+        for row in batch:
+            for name, procs in processors.items():
+                scored = processed_next_token_probs(row.logits, row.input_ids, P, len(seqs[row.index]) - P, procs)
+                scores[name][row.index] = check_scored(scored, f"setting {name!r}")
+        done += len(batch)
+        if progress:
+            progress("probing under decoding settings", done, len(seqs))
     elapsed = time.perf_counter() - started
     return {
         d.name: _result(
@@ -300,12 +281,6 @@ def _result(
         warnings=warnings,
         convention=convention,
     )
-
-
-def _heads_setting(ablate_heads) -> list[list[int]]:
-    from .explain.arch import parse_heads
-
-    return [list(h) for h in parse_heads(ablate_heads)]
 
 
 def _torch_threads() -> int | None:

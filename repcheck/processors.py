@@ -78,10 +78,12 @@ class DRYProcessor(LogitsProcessor):
     (computed in float32), so a very long match gets a huge but finite penalty.
 
     repcheck marks a token as a breaker when its decoded text contains a breaker string;
-    llama.cpp also matches breakers that span several tokens.
+    llama.cpp also matches breakers that span several tokens. Match lengths are not capped
+    (llama.cpp caps none either): every earlier occurrence's match comes from one Z-array of
+    the reversed context, as llama.cpp computes it, so a step costs O(context) whatever the
+    matches' lengths.
     """
 
-    MAX_MATCH = 512  # caps the search per candidate, as llama.cpp caps the match length
     FLOAT_MAX_LOG = np.float32(88.7228391)  # ln(float32 max), llama.cpp's constant
 
     def __init__(
@@ -101,26 +103,28 @@ class DRYProcessor(LogitsProcessor):
         return min(value, float(np.finfo(np.float32).max))
 
     def match_lengths(self, ids: Sequence[int]) -> dict[int, int]:
-        """For one sequence: candidate token -> length of the repeated suffix it would extend."""
+        """For one sequence: candidate token -> length of the repeated suffix it would extend.
+
+        An earlier position i ending the same run of tokens as the context's end (ids[i - t] ==
+        ids[n - 1 - t] for t < length) proposes ids[i + 1]; the run may not cross a breaker.
+        z[k] of the reversed context is exactly that run's length for i = n - 1 - k."""
         n = len(ids)
         if n < 2 or ids[-1] in self.breakers:
             return {}
+        limit = 0  # tokens at the end before the last breaker: no match crosses it
+        while limit < n and ids[n - 1 - limit] not in self.breakers:
+            limit += 1
+        z = z_array(list(reversed(ids)))
         lengths: dict[int, int] = {}
-        last = ids[-1]
-        for i in range(n - 1):  # every earlier occurrence of the last token
-            if ids[i] != last:
+        for k in range(1, n):
+            if z[k] == 0:
                 continue
-            candidate = ids[i + 1]
+            candidate = ids[n - k]  # the token after the earlier occurrence at n - 1 - k
             if candidate in self.breakers:
                 continue
-            # Extend the match backwards: ids[i - k] == ids[n - 1 - k] for k = 1, 2, ...
-            length = 1
-            while length < self.MAX_MATCH:
-                j, k = i - length, n - 1 - length
-                if j < 0 or ids[j] in self.breakers or ids[j] != ids[k]:
-                    break
-                length += 1
-            lengths[candidate] = max(lengths.get(candidate, 0), length)
+            length = min(z[k], limit)
+            if length > lengths.get(candidate, 0):
+                lengths[candidate] = length
         return lengths
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -135,6 +139,23 @@ class DRYProcessor(LogitsProcessor):
                 if length >= self.allowed:
                     scores[b, token] -= self.penalty(length)
         return scores
+
+
+def z_array(s: Sequence[int]) -> list[int]:
+    """z[k] = length of the longest common prefix of s and s[k:] (z[0] = len(s)), in O(len(s))."""
+    n = len(s)
+    z = [0] * n
+    if n:
+        z[0] = n
+    left = right = 0
+    for k in range(1, n):
+        if k < right:
+            z[k] = min(right - k, z[k - left])
+        while k + z[k] < n and s[z[k]] == s[k + z[k]]:
+            z[k] += 1
+        if k + z[k] > right:
+            left, right = k, k + z[k]
+    return z
 
 
 #: tokenizer -> its decoded vocabulary; decoding every id takes a noticeable moment and
@@ -176,6 +197,12 @@ class IgnoreLeftPadding(LogitsProcessor):
             rows = (pads == pad).nonzero().squeeze(1).to(scores.device)
             out[rows] = self.inner(input_ids[rows, pad:], scores[rows])
         return out
+
+
+def row_seed(seed: int, prompt_index: int, sample: int) -> int:
+    """A 63-bit seed for one continuation, independent of batching (every backend that
+    samples with ``SeededSampler`` seeds each continuation with it)."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, prompt_index, sample]).generate_state(2, np.uint64)[0] >> 1)
 
 
 class SeededSampler(LogitsProcessor):

@@ -56,13 +56,15 @@ def pooled_rep_n(continuations: Sequence[Sequence[Hashable]], n: int) -> float:
 
 
 def diversity(continuations: Sequence[Sequence[Hashable]]) -> float:
-    """SimCTG's diversity: product over n = 2, 3, 4 of (1 - rep-n), with SimCTG's rep-n."""
+    """SimCTG's diversity exactly as ``measure_repetition_and_diversity`` computes it: product
+    over n = 2, 3, 4 of (1 - rep-n), each rep-n first rounded as SimCTG reports it (a percentage
+    with two decimals, ``round(rep * 100, 2)``)."""
     out = 1.0
     for n in (2, 3, 4):
         rep = simctg_rep_n(continuations, n)
         if math.isnan(rep):
             return math.nan
-        out *= 1.0 - rep
+        out *= 1.0 - round(rep * 100, 2) / 100
     return out
 
 

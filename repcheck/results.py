@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -108,7 +109,7 @@ class ProbeResult:
     prefix: str | None
     prefix_ids: list[int]
     sentences: list[SentenceResult]
-    settings: dict[str, Any] = field(default_factory=dict)  # batch size, padding side, seed, ...
+    settings: dict[str, Any] = field(default_factory=dict)  # batch size, random-sentence options, ablated heads, ...
     provenance: dict[str, Any] = field(default_factory=dict)  # elapsed time, tokens, throughput
     versions: dict[str, str] = field(default_factory=dict)  # engine versions beyond the envelope's
     warnings: list[str] = field(default_factory=list)  # e.g. copies outside a sliding window
@@ -270,6 +271,24 @@ class ProbeResult:
     def to_json(self, indent: int | None = 2) -> str:
         return dumps(self.to_dict(), indent=indent)
 
+    def write(
+        self, out_dir: str | Path, fmt: str = "png", position: int | None = None, overwrite: bool = False
+    ) -> list[Path]:
+        """summary.json, per_copy.csv, per_sentence.csv, per_token.csv, bars.<fmt>, curve.<fmt>
+        (and, for a set, by_initial.<fmt>) into exactly ``out_dir`` (``outputs.publish``)."""
+        from .outputs import check_format, publish
+        from .plots import probe_figures
+
+        check_format(fmt)
+        doc = self.to_dict()
+
+        def write(tmp: Path) -> None:
+            self.mean_frame().to_csv(tmp / "per_copy.csv", index=False)
+            self.to_frame().to_csv(tmp / "per_sentence.csv", index=False)
+            self.token_frame().to_csv(tmp / "per_token.csv", index=False)
+            probe_figures(doc, tmp, fmt, position=position)
+
+        return publish(out_dir, "probe", doc, write, overwrite)
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProbeResult:
         """Read a probe document back (``summary.json``); ValueError if it is not one."""
@@ -295,7 +314,7 @@ class ProbeResult:
 
 
 def _nan(obj: Any) -> Any:
-    """Inverse of _finite for the arrays read back from JSON."""
+    """Inverse of ``provenance.json_safe`` for p and pmax read back from JSON: null is NaN again."""
     if obj is None:
         return math.nan
     if isinstance(obj, dict):

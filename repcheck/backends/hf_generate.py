@@ -19,22 +19,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..progress import ProgressCallback
-from .base import RawGeneration
+from .base import GenerationRequest, RawGeneration
+from .hf_utils import eos_ids_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..decoding import DecodingSetting
     from .hf import HFBackend
 
-#: GenerationConfig fields that a repcheck setting controls; a checkpoint's own values of
-#: these are replaced (sampling happens in ``SeededSampler``, so do_sample stays False).
+#: GenerationConfig fields that a repcheck setting controls, at values that leave the
+#: distribution alone; a checkpoint's own values of these are replaced (sampling happens in
+#: ``SeededSampler``, so do_sample stays False).
 NEUTRAL = {
     "do_sample": False,
     "temperature": 1.0,
-    "top_k": 50,
+    "top_k": None,
     "top_p": 1.0,
     "typical_p": 1.0,
     "min_p": None,
@@ -47,19 +48,8 @@ NEUTRAL = {
 
 
 def eos_ids(backend: HFBackend) -> list[int]:
-    """Every stop id of a loaded transformers model (see ``eos_ids_of``)."""
+    """Every stop id of a loaded transformers model (see ``hf_utils.eos_ids_of``)."""
     return eos_ids_of(getattr(backend.model, "generation_config", None), backend.tokenizer)
-
-
-def eos_ids_of(generation_config, tokenizer) -> list[int]:
-    """Every stop id: the checkpoint generation config's (often several for chat models),
-    else the tokenizer's EOS. Every backend stops on the same ids."""
-    configured = getattr(generation_config, "eos_token_id", None)
-    if configured is None:
-        configured = tokenizer.eos_token_id
-    if configured is None:
-        return []
-    return [int(i) for i in (configured if isinstance(configured, (list, tuple)) else [configured])]
 
 
 def generation_config(backend: HFBackend, setting: DecodingSetting, max_new_tokens: int, stop: list[int]):
@@ -91,47 +81,31 @@ def _as_model_defaults(model, config):
         model.generation_config = original
 
 
-def row_seed(seed: int, prompt_index: int, sample: int) -> int:
-    """A 63-bit seed for one continuation, independent of batching."""
-    import numpy as np
-
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, prompt_index, sample]).generate_state(2, np.uint64)[0] >> 1)
-
-
-def generate(
-    backend: HFBackend,
-    prompts: Sequence[Sequence[int]],
-    setting: DecodingSetting,
-    *,
-    max_new_tokens: int,
-    samples: int = 1,
-    seed: int = 0,
-    batch_size: int = 16,
-    progress: ProgressCallback | None = None,
-) -> list[RawGeneration]:
-    """Continue every prompt (token ids): ``samples`` continuations per prompt when the
-    setting samples, one otherwise. ``batch_size`` counts continuations per ``generate`` call."""
+def generate(backend: HFBackend, request: GenerationRequest, progress: ProgressCallback | None = None) -> list[RawGeneration]:
+    """Continue every prompt of ``request`` with transformers' ``generate``, ``batch_size``
+    continuations per call."""
     import torch
 
-    from ..processors import SeededSampler
-    from .hf import pad_batch
+    from ..processors import SeededSampler, row_seed
+    from .batching import pad_batch
 
-    n_return = samples if setting.do_sample else 1
-    rows = [(i, s) for i in range(len(prompts)) for s in range(n_return)]
+    setting = request.setting
+    rows = request.rows()
     stop = eos_ids(backend)
-    config = generation_config(backend, setting, max_new_tokens, stop)
+    config = generation_config(backend, setting, request.max_new_tokens, stop)
     out: list[RawGeneration] = []
+    label = f"generating: {setting.name}"
     if progress:
-        progress(f"generating: {setting.name}", 0, len(rows))
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        seqs = [prompts[i] for i, _ in chunk]
+        progress(label, 0, len(rows))
+    for start in range(0, len(rows), request.batch_size):
+        chunk = rows[start : start + request.batch_size]
+        seqs = [request.prompts[i] for i, _ in chunk]
         # Left padding: every prompt ends at column `width`, where generation starts.
         input_ids, attention_mask, offsets = pad_batch(seqs, backend.pad_id, "left")
         width = input_ids.shape[1]
         processors = setting.logits_processors(backend.tokenizer, prompt_length=width, pad_lengths=offsets)
         if setting.do_sample:
-            processors.append(SeededSampler([row_seed(seed, i, s) for i, s in chunk]))
+            processors.append(SeededSampler([row_seed(request.seed, i, s) for i, s in chunk]))
         with torch.inference_mode(), _as_model_defaults(backend.model, config):
             result = backend.model.generate(
                 input_ids=input_ids.to(backend.input_device),
@@ -141,14 +115,8 @@ def generate(
             )
         for (prompt_index, sample), seq in zip(chunk, result[:, width:].tolist()):
             end = next((k for k, t in enumerate(seq) if t in stop), None)
-            out.append(
-                RawGeneration(
-                    prompt_index=prompt_index,
-                    sample=sample,
-                    token_ids=seq if end is None else seq[:end],
-                    finished=end is not None,
-                )
-            )
+            tokens = seq if end is None else seq[:end]
+            out.append(RawGeneration(prompt_index, sample, tokens, "length" if end is None else "eos"))
         if progress:
-            progress(f"generating: {setting.name}", min(start + batch_size, len(rows)), len(rows))
+            progress(label, min(start + request.batch_size, len(rows)), len(rows))
     return out

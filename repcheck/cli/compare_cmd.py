@@ -8,37 +8,29 @@ from typing import Annotated
 import typer
 
 from ..errors import RepcheckError
+from .backend_options import ModelLoader, with_backend_options
 from .console import emit, fmt, handle_errors, plural, print_json, progress_callback, stdout_console
 from .options import (
     DEFAULT,
     AblateHeadsOpt,
-    AttnOpt,
-    BackendName,
-    BackendOpt,
-    BaseUrlOpt,
     Device,
-    DeviceMapOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
     FigureFormat,
     FormatOpt,
-    GpuMemoryOpt,
     JsonOpt,
     LimitOpt,
-    MaxModelLenOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
     QuietOpt,
-    TensorParallelOpt,
     ThreadsOpt,
-    TokenizerOpt,
-    backend_options,
 )
 
 
 @handle_errors
+@with_backend_options
 def compare_command(
     prompt: Annotated[str | None, typer.Argument(help="A prompt to continue.", show_default=False)] = None,
     prompts: Annotated[
@@ -94,14 +86,7 @@ def compare_command(
     dtype: DtypeOpt = Dtype.float32,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
-    backend: BackendOpt = BackendName.hf,
-    base_url: BaseUrlOpt = None,
-    tokenizer: TokenizerOpt = None,
-    attn_implementation: AttnOpt = None,
-    device_map_auto: DeviceMapOpt = False,
-    tensor_parallel_size: TensorParallelOpt = None,
-    gpu_memory_utilization: GpuMemoryOpt = None,
-    max_model_len: MaxModelLenOpt = None,
+    load: ModelLoader = ModelLoader(),
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     fmt_: FormatOpt = FigureFormat.png,
@@ -112,10 +97,10 @@ def compare_command(
 
     For every setting: seq-rep-1..4, rep-sen, loop rate, distinct-1/2, rep-2..4 and diversity, mean log-probability under the unmodified model (what a fix costs) and tokens/s. With --probe, each setting's processors are applied to the teacher-forced repeated sentence to show how it bends the self-reinforcement curve.
     """
-    from ..backends import load_model
+    from ..backends.registry import BACKENDS, check_model_spec, check_supported, entry
     from ..compare import run_compare
     from ..decoding import resolve_settings
-    from ..outputs import check_output_dir, write_compare_outputs
+    from ..outputs import check_output_dir
     from ..sentences import read_sentences
     from ..threads import apply_threads
 
@@ -137,26 +122,32 @@ def compare_command(
     if probe_sentence is not None and not probe_sentence.strip():
         raise RepcheckError("the --probe sentence is empty")
     settings = resolve_settings(setting or [], preset, settings_file)
-    from ..generation import check_supported
-
-    for s in settings if texts else []:  # generation's settings, before any model loads
-        check_supported(backend.value, s)
+    # everything the backend cannot do is refused before any model loads or server is contacted
+    for s in settings if texts else []:
+        check_supported(load.backend, s)
+    backend = entry(load.backend)
+    if probe_sentence is not None and not backend.capabilities.full_distributions:
+        able = ", ".join(e.name for e in BACKENDS.values() if e.capabilities.full_distributions)
+        raise RepcheckError(
+            f"--probe needs full next-token distributions, which the {load.backend} backend does not give; "
+            f"backends that do: {able}"
+        )
+    around = None
     if ablate_heads is not None:
         if probe_sentence is None:
             raise RepcheckError("--ablate-heads goes with --probe")
-        from ..explain.arch import parse_heads
+        if not backend.hookable:
+            raise RepcheckError(f"--ablate-heads needs the model's own heads: the {load.backend} backend has none")
+        from ..explain.ablation import Ablation
 
-        parse_heads(ablate_heads)
-    load_opts = backend_options(
-        backend, base_url, tokenizer, attn_implementation, device_map_auto,
-        tensor_parallel_size, gpu_memory_utilization, max_model_len,
-    )  # fmt: skip
+        around = Ablation.of_heads(ablate_heads)
     if out is not None:
         check_output_dir(out, overwrite)
+    check_model_spec(load.backend, model)
 
     with progress_callback(quiet) as cb:
         apply_threads(threads)
-        lm = load_model(model, backend=backend.value, dtype=dtype.value, device=device.value, progress=cb, **load_opts)
+        lm = load.load(model, dtype=dtype.value, device=device.value, progress=cb)
         result = run_compare(
             lm,
             settings,
@@ -168,10 +159,10 @@ def compare_command(
             probe_sentences=[probe_sentence] if probe_sentence else [],
             repeats=repeats,
             next_token_texts=human,
-            ablate_heads=ablate_heads,
+            around_probe=around,
             progress=cb,
         )
-        written = write_compare_outputs(result, out, fmt_.value, overwrite) if out is not None else []
+        written = result.write(out, fmt_.value, overwrite) if out is not None else []
     emit(result, json_, quiet, _print, out, written)
 
 

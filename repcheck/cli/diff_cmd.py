@@ -7,38 +7,30 @@ from typing import Annotated
 import typer
 
 from ..errors import RepcheckError
+from .backend_options import ModelLoader, with_backend_options
 from .console import emit, fmt_interval, handle_errors, progress_callback, stdout_console
 from .options import (
-    AttnOpt,
-    BackendName,
-    BackendOpt,
-    BaseUrlOpt,
     BatchOpt,
     Device,
-    DeviceMapOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
     FigureFormat,
     FormatOpt,
-    GpuMemoryOpt,
     JsonOpt,
     LimitOpt,
-    MaxModelLenOpt,
     OutOpt,
     OverwriteOpt,
     PrefixOpt,
     QuietOpt,
     RepeatsOpt,
     SentenceFileOpt,
-    TensorParallelOpt,
     ThreadsOpt,
-    TokenizerOpt,
-    backend_options,
 )
 
 
 @handle_errors
+@with_backend_options
 def diff_command(
     sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
     model: Annotated[
@@ -58,14 +50,7 @@ def diff_command(
     dtype: DtypeOpt = Dtype.float32,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
-    backend: BackendOpt = BackendName.hf,
-    base_url: BaseUrlOpt = None,
-    tokenizer: TokenizerOpt = None,
-    attn_implementation: AttnOpt = None,
-    device_map_auto: DeviceMapOpt = False,
-    tensor_parallel_size: TensorParallelOpt = None,
-    gpu_memory_utilization: GpuMemoryOpt = None,
-    max_model_len: MaxModelLenOpt = None,
+    load: ModelLoader = ModelLoader(),
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
     fmt_: FormatOpt = FigureFormat.png,
@@ -76,9 +61,9 @@ def diff_command(
 
     Models are loaded, probed and freed one at a time, so two large checkpoints never need to fit in memory together. Every model runs on the same --backend (e.g. two GGUF quantizations on llamacpp).
     """
-    from ..backends.spec import check_spec
+    from ..backends.registry import check_model_spec
     from ..diff import diff_models
-    from ..outputs import check_output_dir, write_diff_outputs
+    from ..outputs import check_output_dir
     from ..sentences import read_sentences
     from ..threads import apply_threads
 
@@ -86,17 +71,13 @@ def diff_command(
     if len(models) < 2:
         raise RepcheckError("give two or more --model options to compare")
     for m in models:
-        check_spec(m)
+        check_model_spec(load.backend, m)
     if (sentence is None) == (file is None):
         raise RepcheckError("give a SENTENCE or --file FILE (one of them)")
     if sentence is not None and not sentence.strip():
         raise RepcheckError("the sentence is empty; give a sentence with at least one token")
     if limit is not None and file is None:
         raise RepcheckError("--limit goes with --file")
-    load_opts = backend_options(
-        backend, base_url, tokenizer, attn_implementation, device_map_auto,
-        tensor_parallel_size, gpu_memory_utilization, max_model_len,
-    )  # fmt: skip
     texts = read_sentences(file, limit=limit) if file is not None else [sentence]
     if out is not None:
         check_output_dir(out, overwrite)
@@ -111,10 +92,10 @@ def diff_command(
             progress=cb,
             dtype=dtype.value,
             device=device.value,
-            backend=backend.value,
-            **load_opts,
+            backend=load.backend,
+            **load.options,
         )
-        written = write_diff_outputs(result, out, fmt_.value, overwrite) if out is not None else []
+        written = result.write(out, fmt_.value, overwrite) if out is not None else []
     emit(result, json_, quiet, _print, out, written)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 import typer
 
 from ..errors import RepcheckError
+from ..explain.run import ABLATIONS
 from .console import emit, fmt, handle_errors, progress_callback, stdout_console
 from .options import (
     DEFAULT,
@@ -27,12 +27,10 @@ from .options import (
     QuietOpt,
     SentenceFileOpt,
     ThreadsOpt,
+    choices,
 )
 
-
-class Ablation(str, Enum):
-    zero = "zero"
-    mean = "mean"
+Ablation = choices("Ablation", ABLATIONS)
 
 
 @handle_errors
@@ -83,7 +81,7 @@ def explain_command(
     """
     from ..backends import load_model
     from ..explain import explain
-    from ..outputs import check_output_dir, write_explain_outputs
+    from ..outputs import check_output_dir
     from ..sentences import encode_sentences, random_sentences, read_sentences
     from ..threads import apply_threads
 
@@ -121,7 +119,7 @@ def explain_command(
             batch_size=batch_size,
             progress=cb,
         )
-        written = write_explain_outputs(result, out, fmt_.value, overwrite) if out is not None else []
+        written = result.write(out, fmt_.value, overwrite) if out is not None else []
     emit(result, json_, quiet, _print, out, written)
 
 
@@ -136,12 +134,12 @@ def _print(result) -> None:
     # titles on their own lines: a table title wraps at the table's width
     console.print("\ntop heads by induction score (attention to the token after the previous occurrence)")
     heads = Table()
-    for col in ("rank", "head", "induction", "any copy", "prev. occurrence", "TransformerLens"):
+    for col in ("rank", "head", "induction", "any copy", "duplicate token", "TransformerLens"):
         heads.add_column(col, justify="right")
     for h in doc["heads"][: doc["settings"]["top"]]:
         heads.add_row(
             str(h["rank"]), f"{h['layer']}.{h['head']}", fmt(h["induction"]), fmt(h["induction_any"]),
-            fmt(h["prev_token"]), fmt(h["tl_induction"]),
+            fmt(h["duplicate_token"]), fmt(h["tl_induction"]),
         )  # fmt: skip
     console.print(heads)
     ab = doc["ablations"]

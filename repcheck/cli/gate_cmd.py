@@ -12,27 +12,17 @@ from typing import Annotated
 import typer
 
 from ..errors import RepcheckError
+from .backend_options import ModelLoader, with_backend_options
 from .console import err_console, handle_errors, info, print_json, progress_callback, stdout_console, warn
 from .options import (
     DEFAULT,
-    AttnOpt,
-    BackendName,
-    BackendOpt,
-    BaseUrlOpt,
     Device,
-    DeviceMapOpt,
     DeviceOpt,
     Dtype,
-    GpuMemoryOpt,
     JsonOpt,
-    MaxModelLenOpt,
     ModelOpt,
     QuietOpt,
-    TensorParallelOpt,
     ThreadsOpt,
-    TokenizerOpt,
-    backend_dtype,
-    backend_options,
 )
 
 baseline_app = typer.Typer(
@@ -67,45 +57,32 @@ def init(
 
 @baseline_app.command("create")
 @handle_errors
+@with_backend_options
 def create(
     model: ModelOpt = DEFAULT,
     suite: SuiteOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Baseline JSON to write.")] = Path("baseline.json"),
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
-    backend: BackendOpt = BackendName.hf,
-    base_url: BaseUrlOpt = None,
-    tokenizer: TokenizerOpt = None,
-    attn_implementation: AttnOpt = None,
-    device_map_auto: DeviceMapOpt = False,
-    tensor_parallel_size: TensorParallelOpt = None,
-    gpu_memory_utilization: GpuMemoryOpt = None,
-    max_model_len: MaxModelLenOpt = None,
+    load: ModelLoader = ModelLoader(),
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run the suite on a model and write a baseline: every metric with its bootstrap standard error."""
-    from ..backends import load_model
-    from ..backends.spec import check_spec
+    from ..backends.registry import check_model_spec
     from ..gate import create_baseline, suite_inputs
     from ..gate.suite import Suite, load_suite
     from ..outputs import check_writable_file, write_text_file
     from ..provenance import dumps
     from ..threads import apply_threads
 
-    check_spec(model)
-    load_opts = backend_options(
-        backend, base_url, tokenizer, attn_implementation, device_map_auto,
-        tensor_parallel_size, gpu_memory_utilization, max_model_len,
-    )  # fmt: skip
     the_suite = load_suite(suite) if suite is not None else Suite()
     suite_inputs(the_suite)  # its sentence and prompt files must be readable before a model loads
     check_writable_file(output, "output")
+    check_model_spec(load.backend, model)
     with progress_callback(quiet) as cb:
         apply_threads(threads)
-        lm = load_model(
-            model, backend=backend.value, dtype=the_suite.dtype, device=device.value, progress=cb, **load_opts
-        )
+        lm = load.load(model, dtype=the_suite.dtype, device=device.value, progress=cb)
         doc = create_baseline(lm, the_suite, cb)
     text = dumps(doc)
     write_text_file(output, text + "\n", "output")
@@ -116,6 +93,7 @@ def create(
 
 
 @handle_errors
+@with_backend_options
 def check_command(
     model: ModelOpt = DEFAULT,
     baseline: Annotated[Path, typer.Option("--baseline", help="Baseline JSON from `repcheck baseline create`.")] = Path(
@@ -143,14 +121,7 @@ def check_command(
     ] = None,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
-    backend: BackendOpt = BackendName.hf,
-    base_url: BaseUrlOpt = None,
-    tokenizer: TokenizerOpt = None,
-    attn_implementation: AttnOpt = None,
-    device_map_auto: DeviceMapOpt = False,
-    tensor_parallel_size: TensorParallelOpt = None,
-    gpu_memory_utilization: GpuMemoryOpt = None,
-    max_model_len: MaxModelLenOpt = None,
+    load: ModelLoader = ModelLoader(),
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -158,18 +129,12 @@ def check_command(
 
     Exit codes: 0 pass, 3 regression (every regressed metric is reported), 2 bad input (missing or corrupt baseline, unreadable schema version, suite, dtype or backend mismatch), 1 internal error.
     """
-    from ..backends import load_model
-    from ..backends.spec import check_spec
+    from ..backends.registry import check_model_spec
     from ..gate import check, load_baseline, preflight
     from ..gate.suite import load_suite
     from ..outputs import check_writable_file, write_text_file
     from ..threads import apply_threads
 
-    check_spec(model)
-    load_opts = backend_options(
-        backend, base_url, tokenizer, attn_implementation, device_map_auto,
-        tensor_parallel_size, gpu_memory_utilization, max_model_len,
-    )  # fmt: skip
     doc, base_suite = load_baseline(baseline)
     given = load_suite(suite) if suite is not None else None
     run_dtype = dtype.value if dtype else base_suite.dtype
@@ -178,14 +143,15 @@ def check_command(
         base_suite,
         given,
         allow_env_change,
-        {"dtype": backend_dtype(backend, run_dtype), "backend": backend.value},
+        {"dtype": load.run_dtype(run_dtype), "backend": load.backend},
     )
     for path, param in ((report, "report"), (markdown, "markdown"), (junit, "junit")):
         if path is not None:
             check_writable_file(path, param)
+    check_model_spec(load.backend, model)
     with progress_callback(quiet) as cb:
         apply_threads(threads)
-        lm = load_model(model, backend=backend.value, dtype=run_dtype, device=device.value, progress=cb, **load_opts)
+        lm = load.load(model, dtype=run_dtype, device=device.value, progress=cb)
         result = check(
             lm,
             doc,

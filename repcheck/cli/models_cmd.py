@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..backends.builtin import BUILTIN_MODELS, cached_bytes, ensure_converted
+from ..backends.builtin import BUILTIN_MODELS, cached_bytes
 from ..backends.cache import cache_dir
 from ..errors import RepcheckError
 from .console import handle_errors, info, print_json, progress_callback, stdout_console
@@ -29,6 +29,7 @@ def list_models(json_: JsonOpt = False) -> None:
     """Built-in aliases, whether each is cached, and its size on disk (interrupted downloads
     and conversions of processes that are gone are cleaned up first)."""
     from ..atomic import remove_stale_temporaries
+    from ..backends.convert import is_converted
 
     rows = []
     for m in BUILTIN_MODELS.values():
@@ -42,7 +43,7 @@ def list_models(json_: JsonOpt = False) -> None:
                 "gguf_bytes": m.size,
                 "sha256": m.sha256,
                 "downloaded": m.gguf_path.exists(),
-                "converted": m.is_converted(),
+                "converted": is_converted(m.converted_dir, m.sha256),
                 "cache_bytes": cached_bytes(m),
                 "path": str(m.dir),
             }
@@ -78,7 +79,10 @@ def pull(
     model = BUILTIN_MODELS[alias]
     if force:
         shutil.rmtree(model.dir, ignore_errors=True)
+    from ..backends.convert import ensure_converted
+    from ..backends.spec import resolve
+
     with progress_callback(quiet) as cb:
-        path = ensure_converted(model, cb)
+        path = ensure_converted(resolve(alias, cb), cb)
     if not quiet:
         info(f"{alias}: ready in {path} ({_size(cached_bytes(model))}, sha256 {model.sha256[:12]}… verified)")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Annotated
 
 import typer
 
 from ..errors import RepcheckError
+from ..stats import SMALL_N
+from .backend_options import ModelLoader, with_backend_options
 from .console import (
     emit,
     fmt,
@@ -23,23 +26,16 @@ from .console import (
 from .options import (
     DEFAULT,
     AblateHeadsOpt,
-    AttnOpt,
-    BackendName,
-    BackendOpt,
-    BaseUrlOpt,
     BatchOpt,
     Convention,
     Device,
-    DeviceMapOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
     FigureFormat,
     FormatOpt,
-    GpuMemoryOpt,
     JsonOpt,
     LimitOpt,
-    MaxModelLenOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
@@ -47,10 +43,7 @@ from .options import (
     QuietOpt,
     RepeatsOpt,
     SentenceFileOpt,
-    TensorParallelOpt,
     ThreadsOpt,
-    TokenizerOpt,
-    backend_options,
 )
 
 
@@ -68,6 +61,7 @@ def parse_length(text: str) -> int | tuple[int, int]:
 
 
 @handle_errors
+@with_backend_options
 def probe_command(
     sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
     repeats: RepeatsOpt = 10,
@@ -90,14 +84,7 @@ def probe_command(
     dtype: DtypeOpt = Dtype.float32,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
-    backend: BackendOpt = BackendName.hf,
-    base_url: BaseUrlOpt = None,
-    tokenizer: TokenizerOpt = None,
-    attn_implementation: AttnOpt = None,
-    device_map_auto: DeviceMapOpt = False,
-    tensor_parallel_size: TensorParallelOpt = None,
-    gpu_memory_utilization: GpuMemoryOpt = None,
-    max_model_len: MaxModelLenOpt = None,
+    load: ModelLoader = ModelLoader(),
     batch_size: BatchOpt = 8,
     out: OutOpt = None,
     overwrite: OverwriteOpt = False,
@@ -128,8 +115,8 @@ def probe_command(
 
     One teacher-forced forward pass gives, for every token of every copy, the probability of the repeated token (TP) and the maximum next-token probability (MP). IP is the share of tokens more likely than in the first copy, WR the share that are both more likely and the argmax, AR the share that are the argmax.
     """
-    from ..backends import load_model
-    from ..outputs import check_output_dir, write_probe_outputs
+    from ..backends.registry import check_model_spec
+    from ..outputs import check_output_dir
     from ..probing import probe
     from ..results import check_convention
     from ..sentences import encode_sentences, find_token, random_sentences, read_sentences
@@ -151,10 +138,15 @@ def probe_command(
         raise RepcheckError("--token is empty; give a word of the sentence")
     lengths = parse_length(length)
     check_convention(convention.value, repeats)
+    around = None
     if ablate_heads is not None:
-        from ..explain.arch import parse_heads
+        from ..backends.registry import entry
+        from ..explain.ablation import Ablation
 
-        parse_heads(ablate_heads)  # the syntax now; whether the heads exist once the model is loaded
+        if not entry(load.backend).hookable:
+            raise RepcheckError(f"--ablate-heads needs the model's own heads: the {load.backend} backend has none")
+
+        around = Ablation.of_heads(ablate_heads)  # the syntax now; whether the heads exist once the model loads
     texts = read_sentences(file, limit=limit) if file is not None else ([sentence] if sentence is not None else [])
     single = sentence is not None or random == 1 or len(texts) == 1
     if (token is not None or position is not None) and not single:
@@ -162,16 +154,13 @@ def probe_command(
             "--token and --position draw one token of a single sentence; "
             "drop them to draw the mean over positions and sentences"
         )
-    load_opts = backend_options(
-        backend, base_url, tokenizer, attn_implementation, device_map_auto,
-        tensor_parallel_size, gpu_memory_utilization, max_model_len,
-    )  # fmt: skip
     if out is not None:
         check_output_dir(out, overwrite)
+    check_model_spec(load.backend, model)
 
     with progress_callback(quiet) as cb:
         apply_threads(threads)
-        lm = load_model(model, backend=backend.value, dtype=dtype.value, device=device.value, progress=cb, **load_opts)
+        lm = load.load(model, dtype=dtype.value, device=device.value, progress=cb)
         if random is not None:
             encoded = random_sentences(lm.tokenizer, random, lengths, seed, full_vocabulary=full_vocab)
         else:
@@ -188,22 +177,22 @@ def probe_command(
             if random is not None
             else {}
         )
-        result = probe(
-            lm,
-            encoded,
-            repeats=repeats,
-            prefix=prefix,
-            batch_size=batch_size,
-            progress=cb,
-            settings=extra,
-            convention=convention.value,
-            ablate_heads=ablate_heads,
-        )
+        with around.applied(lm) if around else contextlib.nullcontext():
+            result = probe(
+                lm,
+                encoded,
+                repeats=repeats,
+                prefix=prefix,
+                batch_size=batch_size,
+                progress=cb,
+                settings={**extra, **(around.to_setting() if around else {})},
+                convention=convention.value,
+            )
         if out is not None and cb:
             cb("writing figures", 0, 0)
-        written = write_probe_outputs(result, out, fmt_.value, position, overwrite) if out is not None else []
+        written = result.write(out, fmt_.value, position, overwrite) if out is not None else []
     emit(result, json_, quiet, _print_table, out, written)
-    if not quiet and not json_ and 1 < len(result.sentences) < 5:
+    if not quiet and not json_ and 1 < len(result.sentences) < SMALL_N:
         warn(f"only {plural(len(result.sentences), 'sentence')}: 95% intervals over so few say little")
 
 

@@ -2,92 +2,61 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..errors import RepcheckError
+from ..train.config import METHODS, PRECISIONS, TrainConfig
 from .console import emit, fmt, handle_errors, progress_callback, stdout_console
-from .options import DEFAULT, Device, DeviceOpt, JsonOpt, ModelOpt, QuietOpt, ThreadsOpt
+from .options import Device, JsonOpt, ModelOpt, QuietOpt, ThreadsOpt, choices
+
+D = TrainConfig()  # the defaults, declared once on the dataclass
+Method = choices("Method", METHODS)
+Precision = choices("Precision", PRECISIONS)
 
 
-class Method(str, Enum):
-    ditto = "ditto"
-    ul_token = "ul-token"
-    ul_seq = "ul-seq"
-    scalegrad = "scalegrad"
-    mle = "mle"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
+def opt(name: str, *decls: str, **kwargs):
+    """An option whose help is the TrainConfig field's."""
+    return typer.Option(*decls, help=TrainConfig.help(name), **kwargs)
 
 
 @handle_errors
 def train_command(
-    method: Annotated[Method, typer.Option("--method", help="The training method; mle is the control.")] = Method.ditto,
-    data: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--data",
-            help="Training text: .txt (one document a line), .jsonl/.json (text), .csv (text column) or a directory "
-            "of .txt files; repeat for several. Default: the shipped corpus (docs/training.md).",
-        ),
-    ] = None,
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Where the checkpoint, log.jsonl, report.json and before_after.png go.")
-    ] = Path("runs/train"),
-    model: ModelOpt = DEFAULT,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")] = 200,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Sequences per step (per device).")] = 4,
-    grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Gradient accumulation steps.")] = 1,
-    block_size: Annotated[int, typer.Option("--block-size", min=16, help="Tokens per training sequence.")] = 128,
-    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate (linear warm-up and decay).")] = 5e-5,
-    lam: Annotated[
-        float, typer.Option("--lambda", help="DITTO's penalty factor in (0, 1]: 0.5 open-ended, 0.9 summarization.")
-    ] = 0.5,
-    rep_rate: Annotated[
-        float, typer.Option("--rep-rate", help="Share of DITTO (or ul-seq) steps; the others are MLE steps.")
-    ] = 0.5,
-    alpha: Annotated[float, typer.Option("--alpha", help="Token-level unlikelihood weight (>= 0).")] = 1.0,
-    gamma: Annotated[float, typer.Option("--gamma", help="ScaleGrad's scale of novel tokens, in (0, 1].")] = 0.2,
-    lora: Annotated[bool, typer.Option("--lora", help="Train a LoRA adapter (peft) instead of every weight.")] = False,
-    lora_rank: Annotated[int, typer.Option("--lora-rank", min=1, help="LoRA rank.")] = 8,
-    lora_alpha: Annotated[int, typer.Option("--lora-alpha", min=1, help="LoRA alpha.")] = 16,
-    lora_targets: Annotated[
-        list[str] | None, typer.Option("--lora-target", help="Module names to adapt (repeatable); default all linear.")
-    ] = None,
+    method: Annotated[Method, opt("method", "--method")] = Method(D.method),
+    data: Annotated[list[Path] | None, opt("data", "--data")] = None,
+    out: Annotated[Path, opt("out", "--out", "-o")] = Path(D.out),
+    model: ModelOpt = D.model,
+    steps: Annotated[int, opt("steps", "--steps", min=1)] = D.steps,
+    batch_size: Annotated[int, opt("batch_size", "--batch-size", "-b", min=1)] = D.batch_size,
+    grad_accum: Annotated[int, opt("grad_accum", "--grad-accum", min=1)] = D.grad_accum,
+    block_size: Annotated[int, opt("block_size", "--block-size", min=16)] = D.block_size,
+    learning_rate: Annotated[float, opt("learning_rate", "--lr")] = D.learning_rate,
+    lam: Annotated[float, opt("lam", "--lambda")] = D.lam,
+    rep_rate: Annotated[float, opt("rep_rate", "--rep-rate")] = D.rep_rate,
+    alpha: Annotated[float, opt("alpha", "--alpha")] = D.alpha,
+    gamma: Annotated[float, opt("gamma", "--gamma")] = D.gamma,
+    lora: Annotated[bool, opt("lora", "--lora")] = D.lora,
+    lora_rank: Annotated[int, opt("lora_rank", "--lora-rank", min=1)] = D.lora_rank,
+    lora_alpha: Annotated[int, opt("lora_alpha", "--lora-alpha", min=1)] = D.lora_alpha,
+    lora_targets: Annotated[list[str] | None, opt("lora_targets", "--lora-target")] = None,
     no_merge: Annotated[
         bool, typer.Option("--no-merge", help="Save the LoRA adapter (in OUT/adapter) instead of merging it.")
-    ] = False,
-    eval_fraction: Annotated[
-        float, typer.Option("--eval-fraction", help="Share of documents held out for the before/after evaluation.")
-    ] = 0.05,
-    eval_repeats: Annotated[
-        int, typer.Option("--eval-repeats", min=2, help="K for the probe of held-out sentences.")
-    ] = 8,
+    ] = not D.merge,
+    eval_fraction: Annotated[float, opt("eval_fraction", "--eval-fraction")] = D.eval_fraction,
+    eval_repeats: Annotated[int, opt("eval_repeats", "--eval-repeats", min=2)] = D.eval_repeats,
     eval_only: Annotated[
         bool, typer.Option("--eval-only", help="Train nothing: compare --model with --base on the held-out split.")
     ] = False,
-    base: Annotated[str, typer.Option("--base", help="With --eval-only: the model to compare against.")] = DEFAULT,
-    seed: Annotated[
-        int, typer.Option("--seed", min=0, help="Seeds the split, the batches and the weights' updates.")
-    ] = 0,
-    precision: Annotated[
-        Precision, typer.Option("--precision", help="auto: bf16 autocast on AMX CPUs and GPUs, else fp32.")
-    ] = Precision.auto,
-    device: DeviceOpt = Device.auto,
+    base: Annotated[str, typer.Option("--base", help="With --eval-only: the model to compare against.")] = D.model,
+    seed: Annotated[int, opt("seed", "--seed", min=0)] = D.seed,
+    precision: Annotated[Precision, opt("precision", "--precision")] = Precision(D.precision),
+    device: Annotated[Device, opt("device", "--device")] = Device(D.device),
     threads: ThreadsOpt = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over in a non-empty --out.")] = False,
-    keep_checkpoints: Annotated[
-        bool, typer.Option("--keep-checkpoints", help="Keep Trainer's checkpoints in OUT/checkpoints after success.")
-    ] = False,
+    resume: Annotated[bool, opt("resume", "--resume")] = D.resume,
+    overwrite: Annotated[bool, opt("overwrite", "--overwrite")] = D.overwrite,
+    keep_checkpoints: Annotated[bool, opt("keep_checkpoints", "--keep-checkpoints")] = D.keep_checkpoints,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -96,7 +65,7 @@ def train_command(
     Runs on transformers' Trainer: `accelerate launch -m repcheck train ...` trains on several GPUs with the same options.
     """
     from ..threads import apply_threads
-    from ..train import TrainConfig, evaluate_only, train
+    from ..train import evaluate_only, train
 
     cfg = TrainConfig(
         method=method.value,

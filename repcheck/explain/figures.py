@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..plots import BLUE, PURPLE, RED, _copy_axis, _figure, _save, _short, _style
+from ..plotkit import BLUE, BROWN, PURPLE, RED, copy_axis, figure, save, short, style
 
 
 def explain_figures(doc: dict[str, Any], directory: Path, fmt: str) -> list[Path]:
@@ -20,7 +20,7 @@ def explain_figures(doc: dict[str, Any], directory: Path, fmt: str) -> list[Path
 
 def _subject(doc: dict[str, Any]) -> str:
     s = doc["sentences"]
-    return f"“{_short(s[0], 70)}”" if len(s) == 1 else f"{len(s)} sentences"
+    return f"“{short(s[0], 70)}”" if len(s) == 1 else f"{len(s)} sentences"
 
 
 def plot_heads(doc: dict[str, Any], path: str | Path):
@@ -31,8 +31,8 @@ def plot_heads(doc: dict[str, Any], path: str | Path):
     grid = np.zeros((layers, heads))
     for h in doc["heads"]:
         grid[h["layer"], h["head"]] = h["induction"]
-    with _style():
-        fig, ax = _figure(max(5.0, 0.45 * heads + 2.5), max(4.0, 0.22 * layers + 1.8))
+    with style():
+        fig, ax = figure(max(5.0, 0.45 * heads + 2.5), max(4.0, 0.22 * layers + 1.8))
         im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=max(grid.max(), 1e-6), origin="lower")
         for layer, head in doc["top_heads"]:
             ax.add_patch(Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor=RED, lw=1.8))
@@ -45,38 +45,51 @@ def plot_heads(doc: dict[str, Any], path: str | Path):
             f"(red: the top {len(doc['top_heads'])})",
             fontsize=9,
         )
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def plot_ablation(doc: dict[str, Any], path: str | Path):
     """TP per copy: baseline, top heads ablated, random heads (mean and range over draws),
     top neurons ablated, random neurons."""
+    from matplotlib.patches import Patch
+
     ab = doc["ablations"]
     K = doc["repeats"]
+    # (color, line style, marker, line width, z-order, label): the baseline is drawn thick and
+    # underneath, the others thinner with hollow markers on top, so a curve equal to the
+    # baseline (random neurons often are) stays visible
     styles = {
-        "baseline": ("black", "-", "o", "no ablation"),
-        "top_heads": (RED, "-", "s", f"top {doc['settings']['top']} heads ablated"),
-        "random_heads": (BLUE, "--", "^", f"{doc['settings']['top']} random heads (mean, range over draws)"),
-        "top_neurons": (PURPLE, "-", "D", f"top {doc['settings']['neurons_ablated']} neurons ablated"),
-        "random_neurons": ("#8c564b", "--", "v", "as many random neurons (mean, range)"),
+        "baseline": ("black", "-", "o", 3.2, 2, "no ablation"),
+        "top_heads": (RED, "-", "s", 1.6, 4, f"top {doc['settings']['top']} heads ablated"),
+        "random_heads": (BLUE, "--", "^", 1.4, 5, f"{doc['settings']['top']} random heads (mean over draws)"),
+        "top_neurons": (PURPLE, "-", "D", 1.6, 4, f"top {doc['settings']['neurons_ablated']} neurons ablated"),
+        "random_neurons": (BROWN, ":", "v", 1.8, 6, "as many random neurons (mean over draws)"),
     }
-    with _style():
-        fig, ax = _figure(8.4, 4.8)
-        for name, (color, ls, marker, label) in styles.items():
+    with style():
+        fig, ax = figure(8.4, 4.8)
+        banded = False
+        for name, (color, ls, marker, lw, z, label) in styles.items():
             rows = ab[name]["per_copy"]
             ns = [r["n"] for r in rows]
-            ax.plot(ns, [r["tp"] for r in rows], color=color, ls=ls, marker=marker, ms=4, label=label)
+            hollow = {} if name == "baseline" else {"mfc": "white", "mew": 1.2}
+            ax.plot(ns, [r["tp"] for r in rows], color=color, ls=ls, lw=lw, marker=marker, ms=5, zorder=z,
+                    label=label, **hollow)  # fmt: skip
             if ab[name]["draws"] > 1:
+                banded = True
                 ax.fill_between(
                     ns, [r["tp_min"] for r in rows], [r["tp_max"] for r in rows], color=color, alpha=0.15, lw=0
                 )
+        handles, labels = ax.get_legend_handles_labels()
+        if banded:
+            handles.append(Patch(color="grey", alpha=0.3, lw=0))
+            labels.append("shaded: range over the random draws")
         ax.set_ylim(-0.02, 1.05)
-        _copy_axis(ax, K)
+        copy_axis(ax, K)
         ax.set_ylabel("TP (probability of the repeat)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax.legend(handles, labels, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.set_title(f"Ablations ({doc['settings']['ablation']}), {doc['model']['name']}: {_subject(doc)}", fontsize=9)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def plot_profile(doc: dict[str, Any], path: str | Path):
@@ -86,15 +99,15 @@ def plot_profile(doc: dict[str, Any], path: str | Path):
     prof = doc["profile"]
     K = doc["repeats"]
     cmap = matplotlib.colormaps["tab10"]
-    with _style():
-        fig, ax = _figure(8.4, 4.8)
+    with style():
+        fig, ax = figure(8.4, 4.8)
         ax.plot(range(K), prof["tp"], color="black", lw=2.4, marker="o", ms=4, label="TP (no ablation)")
         for i, ((layer, head), values) in enumerate(zip(prof["heads"], prof["induction"])):
             ax.plot(range(K), values, color=cmap(i % 10), ls="--", marker=".", label=f"head {layer}.{head} induction")
         ax.set_ylim(-0.02, 1.05)
-        _copy_axis(ax, K)
+        copy_axis(ax, K)
         ax.set_ylabel("probability / attention weight")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.set_title(f"Copying attention per copy, {doc['model']['name']}: {_subject(doc)}", fontsize=9)
-        return _save(fig, path)
+        return save(fig, path)

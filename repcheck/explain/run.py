@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,7 @@ class ExplainResult:
     settings: dict[str, Any]
     induction: np.ndarray  # [layers, heads]
     induction_any: np.ndarray
-    duplicate: np.ndarray
+    duplicate_token: np.ndarray
     tl_induction: np.ndarray
     profile: np.ndarray  # [layers, heads, K]
     neuron_rise: np.ndarray  # [layers, neurons]
@@ -105,7 +106,7 @@ class ExplainResult:
                 "rank": int(rank[layer * H + head]),
                 "induction": float(self.induction[layer, head]),
                 "induction_any": float(self.induction_any[layer, head]),
-                "prev_token": float(self.duplicate[layer, head]),
+                "duplicate_token": float(self.duplicate_token[layer, head]),
                 "tl_induction": float(self.tl_induction[layer, head]),
                 "top": (layer, head) in self.top_heads,
             }
@@ -165,6 +166,40 @@ class ExplainResult:
     def to_json(self) -> str:
         return dumps(self.to_dict())
 
+    def write(self, out_dir: str | Path, fmt: str = "png", overwrite: bool = False) -> list[Path]:
+        """summary.json, heads.csv, neurons.csv, heads.<fmt>, ablation.<fmt> and profile.<fmt>
+        into exactly ``out_dir`` (``outputs.publish``)."""
+        from ..outputs import check_format, publish
+        from .figures import explain_figures
+
+        check_format(fmt)
+        doc = self.to_dict()
+
+        def write(tmp: Path) -> None:
+            self.heads_frame().to_csv(tmp / "heads.csv", index=False)
+            self.neurons_frame().to_csv(tmp / "neurons.csv", index=False)
+            explain_figures(doc, tmp, fmt)
+
+        return publish(out_dir, "explain", doc, write, overwrite)
+
+
+def require_drawable(size: int, population: int, what: str, param: str) -> None:
+    """The control draws as many random units as the top ones, from the others: ``size`` top
+    units and ``size`` random ones must both fit in the model's ``population``."""
+    if 2 * size > population:
+        raise RepcheckError(
+            f"{size} top {what} and {size} random ones for the control need {2 * size} {what}; the model has "
+            f"{population}: ask for at most {population // 2}",
+            param=param,
+        )
+
+
+def draw_without(rng: np.random.Generator, population: int, excluded: set[int], size: int) -> list[int]:
+    """``size`` distinct units of ``range(population)`` outside ``excluded``: a draw without
+    replacement from the complement."""
+    complement = np.setdiff1d(np.arange(population), np.array(sorted(excluded), dtype=np.int64))
+    return [int(i) for i in rng.choice(complement, size=size, replace=False)]
+
 
 def explain(
     model,
@@ -181,33 +216,26 @@ def explain(
     progress: ProgressCallback | None = None,
 ) -> ExplainResult:
     """Which heads and neurons make ``model`` repeat ``sentences`` (see the module docstring).
-    ``model`` must be the transformers backend loaded with ``attn_implementation="eager"``."""
+    ``model`` must be a ``HookableBackend`` (the transformers backend) loaded with
+    ``attn_implementation="eager"``."""
     from ..metrics import repeated_input
     from ..probing import check_fits, encode_inputs, probe
-    from .arch import layout
-    from .hooks import ablated
-    from .scores import require_eager, trace
+    from .ablation import Ablation, hookable
+    from .scores import trace
 
-    if not getattr(model, "capabilities", None) or not model.capabilities.hooks:
-        raise RepcheckError(
-            f"explaining needs the model's own heads and neurons: the {model.kind} backend has none here"
-        )
+    hookable(model, "explaining")
     require_int("repeats", repeats, 2)
     require_int("random_draws", random_draws, 1)
     require_int("seed", seed, 0)
+    require_int("top", top, 1)
     require_number("neuron_share", neuron_share, 0, 1, lo_open=True)
     if ablation not in ABLATIONS:
         raise RepcheckError(f"ablation must be one of {', '.join(ABLATIONS)}", param="ablation")
-    require_eager(model)
-    lay = layout(model.model)
-    n_heads = lay.layers * lay.heads
-    require_int("top", top, 1)
-    if top >= n_heads:
-        raise RepcheckError(
-            f"top must be less than the model's {n_heads} heads ({lay.layers} layers x {lay.heads}): "
-            f"the random control draws from the others (got {top})",
-            param="top",
-        )
+    units = model.units()
+    n_heads, n_all_neurons = units.layers * units.heads, units.layers * units.neurons
+    n_neurons = max(1, round(neuron_share * n_all_neurons))
+    require_drawable(top, n_heads, "heads", "top")
+    require_drawable(n_neurons, n_all_neurons, "neurons", "neuron_share")
     encoded, prefix_ids = encode_inputs(model, sentences, prefix)
     check_fits(len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window)
     seqs = [repeated_input(prefix_ids, list(e.token_ids), repeats) for e in encoded]
@@ -222,28 +250,20 @@ def explain(
     )
 
     flat = np.argsort(-tr.induction, axis=None, kind="stable")
-    top_heads = [(int(i // lay.heads), int(i % lay.heads)) for i in flat[:top]]
-    n_neurons = max(1, round(neuron_share * lay.layers * lay.neurons))
+    top_heads = [(int(i // units.heads), int(i % units.heads)) for i in flat[:top]]
     nflat = np.argsort(-tr.neuron_rise, axis=None, kind="stable")
-    top_neurons = [(int(i // lay.neurons), int(i % lay.neurons)) for i in nflat[:n_neurons]]
+    top_neurons = [(int(i // units.neurons), int(i % units.neurons)) for i in nflat[:n_neurons]]
     rng = np.random.default_rng(seed)
-    other_heads = [i for i in range(n_heads) if i not in set(flat[:top].tolist())]
-    other_neurons_n = lay.layers * lay.neurons
-    top_neuron_ids = set(nflat[:n_neurons].tolist())
+    top_head_ids, top_neuron_ids = set(flat[:top].tolist()), set(nflat[:n_neurons].tolist())
     random_heads = [
-        [(int(i // lay.heads), int(i % lay.heads)) for i in rng.choice(other_heads, size=top, replace=False)]
+        [divmod(i, units.heads) for i in draw_without(rng, n_heads, top_head_ids, top)] for _ in range(random_draws)
+    ]
+    random_neurons = [
+        [divmod(i, units.neurons) for i in draw_without(rng, n_all_neurons, top_neuron_ids, n_neurons)]
         for _ in range(random_draws)
     ]
-    random_neurons = []
-    for _ in range(random_draws):
-        picked: list[int] = []
-        while len(picked) < n_neurons:
-            i = int(rng.integers(other_neurons_n))
-            if i not in top_neuron_ids and i not in picked:
-                picked.append(i)
-        random_neurons.append([(i // lay.neurons, i % lay.neurons) for i in picked])
 
-    means = {"head_means": tr.head_means, "neuron_means": tr.neuron_means} if ablation == "mean" else {}
+    means = ablation == "mean"
     plan = [
         ("baseline", [[]], "heads"),
         ("top_heads", [top_heads], "heads"),
@@ -256,14 +276,13 @@ def explain(
     done = 0
     for name, draws, kind in plan:
         probes = []
-        for units in draws:
-            kw = {"heads": units} if kind == "heads" else {"neurons": units}
-            with ablated(
-                model.model,
-                **kw,
-                head_means=means.get("head_means") if kind == "heads" else None,
-                neuron_means=means.get("neuron_means") if kind == "neurons" else None,
-            ):
+        for units_ in draws:
+            cut = (
+                Ablation(heads=tuple(units_), head_means=tr.head_means if means else None)
+                if kind == "heads"
+                else Ablation(neurons=tuple(units_), neuron_means=tr.neuron_means if means else None)
+            )
+            with cut.applied(model):
                 probes.append(probe(model, encoded, repeats=repeats, prefix=prefix, batch_size=batch_size))
             done += 1
             if progress:
@@ -284,13 +303,13 @@ def explain(
             "seed": seed,
             "prefix": prefix,
             "attn_implementation": "eager",
-            "layers": lay.layers,
-            "heads_per_layer": lay.heads,
-            "neurons_per_layer": lay.neurons,
+            "layers": units.layers,
+            "heads_per_layer": units.heads,
+            "neurons_per_layer": units.neurons,
         },
         induction=tr.induction,
         induction_any=tr.induction_any,
-        duplicate=tr.duplicate,
+        duplicate_token=tr.duplicate_token,
         tl_induction=tr.tl_induction,
         profile=tr.profile,
         neuron_rise=tr.neuron_rise,

@@ -7,7 +7,9 @@ head (A = the head's attention weights, rows are queries):
     induction(h)     = mean_t A[t, t - L + 1]     the token after the previous occurrence of
                                                   x_t: the one to copy next (Olsson et al. 2022)
     induction_any(h) = mean_t sum_{k>=1} A[t, t - k*L + 1]   the same, in every earlier copy
-    duplicate(h)     = mean_t A[t, t - L]         the previous occurrence of x_t itself
+    duplicate_token(h) = mean_t A[t, t - L]       the previous occurrence of x_t itself: a
+                                                  duplicate-token head (Olsson et al. 2022);
+                                                  not a previous-token head, which attends to t - 1
     profile(h, n)    = mean over t in copy n of A[t, t - L + 1]
 
 each averaged over positions, then over sentences. And TransformerLens' induction score
@@ -28,17 +30,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import RepcheckError
+from ..backends.base import HookableBackend
 from ..progress import ProgressCallback
-from .arch import layout
-from .hooks import recorded
 
 
 @dataclass
 class Trace:
     induction: np.ndarray  # [layers, heads]
     induction_any: np.ndarray  # [layers, heads]
-    duplicate: np.ndarray  # [layers, heads]
+    duplicate_token: np.ndarray  # [layers, heads]
     tl_induction: np.ndarray  # [layers, heads]
     profile: np.ndarray  # [layers, heads, K]; NaN at copy 0
     neuron_rise: np.ndarray  # [layers, neurons]
@@ -57,21 +57,13 @@ def tl_induction_pattern(tokens: torch.Tensor) -> torch.Tensor:
     return d.float()
 
 
-def require_eager(backend) -> None:
-    impl = getattr(backend.model.config, "_attn_implementation", None)
-    if impl not in (None, "eager"):
-        raise RepcheckError(
-            f"attention weights need eager attention, but the model was loaded with {impl!r}; "
-            "load it with attn_implementation='eager' (the explain command does)"
-        )
-
-
 class _Sums:
     """Running sums over sentences (scores) and over positions (means for mean ablation)."""
 
     def __init__(self, layers: int, heads: int, neurons: int, repeats: int):
         self.scores = {
-            name: np.zeros((layers, heads)) for name in ("induction", "induction_any", "duplicate", "tl_induction")
+            name: np.zeros((layers, heads))
+            for name in ("induction", "induction_any", "duplicate_token", "tl_induction")
         }
         self.profile = np.zeros((layers, heads, repeats))
         self.rise = np.zeros((layers, neurons))
@@ -80,8 +72,9 @@ class _Sums:
         self.positions = 0
         self.sentences = 0
 
-    def add(self, attentions, acts, b: int, offset: int, tokens: Sequence[int], prefix_len: int, L: int) -> None:
-        """Sequence b of a batch (its real tokens start at ``offset``)."""
+    def add(self, traced, b: int, tokens: Sequence[int], prefix_len: int, L: int) -> None:
+        """Row b of a ``TraceBatch`` (its real tokens start at ``traced.offsets[b]``)."""
+        attentions, offset = traced.attentions, traced.offsets[b]
         K = self.profile.shape[2]
         o, n = offset, len(tokens)
         first, start = o + prefix_len, o + prefix_len + L  # copy 0, copy 1
@@ -92,7 +85,7 @@ class _Sums:
             att = layer_att[b].float().cpu()  # [H, T, T]
             ind = att[:, ts, ts - L + 1]  # [H, positions]: to the token after the previous occurrence
             self.scores["induction"][layer] += ind.mean(-1).numpy()
-            self.scores["duplicate"][layer] += att[:, ts, ts - L].mean(-1).numpy()
+            self.scores["duplicate_token"][layer] += att[:, ts, ts - L].mean(-1).numpy()
             any_copy = torch.zeros_like(ind)
             for k in range(1, K):
                 cols = ts - k * L + 1
@@ -103,10 +96,10 @@ class _Sums:
                 self.profile[layer, :, c] += ind[:, copy_of == c].mean(-1).numpy()
             a = att[:, o:, o:]  # the unpadded sequence
             self.scores["tl_induction"][layer] += ((a * d).sum((1, 2)) / a.sum((1, 2))).numpy()
-            x = acts["neurons"][layer][b].float().cpu()  # [T, neurons]
+            x = traced.neurons[layer][b].float().cpu()  # [T, neurons]
             self.rise[layer] += (x[start : o + n].mean(0) - x[first:start].mean(0)).numpy()
             self.neuron_sum[layer] = self.neuron_sum.get(layer, 0) + x[o : o + n].sum(0)
-            heads_in = acts["heads"][layer][b].float().cpu()
+            heads_in = traced.heads[layer][b].float().cpu()
             self.head_sum[layer] = self.head_sum.get(layer, 0) + heads_in[o : o + n].sum(0)
         self.positions += n
         self.sentences += 1
@@ -125,7 +118,7 @@ class _Sums:
 
 
 def trace(
-    backend,
+    backend: HookableBackend,
     sequences: Sequence[Sequence[int]],
     prefix_len: int,
     period: Sequence[int],
@@ -135,33 +128,12 @@ def trace(
     progress: ProgressCallback | None = None,
 ) -> Trace:
     """Score every head and neuron over the probe inputs ``sequences`` (prefix + K copies of a
-    sentence of ``period[i]`` tokens), one eager forward pass per batch."""
-    from ..backends.hf import pad_batch
-
-    require_eager(backend)
-    lay = layout(backend.model)
-    sums = _Sums(lay.layers, lay.heads, lay.neurons, repeats)
-    acts: dict[str, dict[int, torch.Tensor]] = {"heads": {}, "neurons": {}}  # this batch's inputs, per layer
-    with (
-        recorded(backend.model, "heads", acts["heads"].__setitem__),
-        recorded(backend.model, "neurons", acts["neurons"].__setitem__),
-    ):
-        for batch in backend.batches([len(s) for s in sequences], batch_size):
-            ids, mask, offsets = pad_batch([sequences[i] for i in batch], backend.pad_id, "left")
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            dev = backend.input_device
-            with torch.inference_mode():
-                out = backend.model(
-                    input_ids=ids.to(dev),
-                    attention_mask=mask.to(dev),
-                    position_ids=pos.to(dev),
-                    output_attentions=True,
-                    use_cache=False,
-                )
-            if out.attentions is None or out.attentions[0] is None:
-                raise RepcheckError("the model returned no attention weights; load it with attn_implementation='eager'")
-            for b, i in enumerate(batch):
-                sums.add(out.attentions, acts, b, offsets[b], sequences[i], prefix_len, period[i])
-            if progress:
-                progress("scoring heads and neurons", sums.sentences, len(sequences))
+    sentence of ``period[i]`` tokens), one eager forward pass per batch (``backend.traced``)."""
+    units = backend.units()
+    sums = _Sums(units.layers, units.heads, units.neurons, repeats)
+    for traced in backend.traced(sequences, batch_size=batch_size):
+        for b, i in enumerate(traced.indices):
+            sums.add(traced, b, sequences[i], prefix_len, period[i])
+        if progress:
+            progress("scoring heads and neurons", sums.sentences, len(sequences))
     return sums.result()

@@ -109,7 +109,7 @@ class Suite:
         return suite
 
     def validate(self, where: str = "suite") -> None:
-        from ..backends.hf import DTYPES
+        from ..backends.hf_utils import DTYPES
         from ..decoding import parse_setting
 
         def integer(v, lo):

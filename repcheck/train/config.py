@@ -12,48 +12,65 @@ METHODS = ("ditto", "ul-token", "ul-seq", "scalegrad", "mle")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def _f(default: Any, help: str, factory: Any = None) -> Any:
+    """A field with its help text (the CLI's ``--help`` reads it: written once, here)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """A training run. Defaults are the documented budget of ``benchmarks/train_ditto.py``."""
+    """A training run. Defaults are the documented budget of ``benchmarks/train_ditto.py``;
+    each field's ``help`` is what ``repcheck train --help`` says of it."""
 
-    method: str = "ditto"
-    model: str = "smollm2-135m"
-    data: list[str] = field(default_factory=list)  # files or directories; [] = the shipped corpus
-    out: str = "runs/train"
-    steps: int = 200
-    batch_size: int = 4  # sequences per step (per device)
-    grad_accum: int = 1
-    block_size: int = 128  # tokens per sequence
-    learning_rate: float = 5e-5
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    seed: int = 0
+    method: str = _f("ditto", "The training method; mle is the control.")
+    model: str = _f("smollm2-135m", "The model to train (a built-in alias, a directory, a .gguf file or a hub id).")
+    data: list[str] = _f(
+        None,
+        "Training text: .txt (one document a line), .jsonl/.json (text), .csv (text column) or a directory "
+        "of .txt files; repeat for several. Default: the shipped corpus (docs/training.md).",
+        factory=list,
+    )
+    out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
+    steps: int = _f(200, "Optimizer steps.")
+    batch_size: int = _f(4, "Sequences per step (per device).")
+    grad_accum: int = _f(1, "Gradient accumulation steps.")
+    block_size: int = _f(128, "Tokens per training sequence.")
+    learning_rate: float = _f(5e-5, "Peak learning rate (linear warm-up and decay).")
+    warmup_steps: int = _f(10, "Steps of linear warm-up.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    seed: int = _f(0, "Seeds the split, the batches and the weights' updates.")
     # method parameters (Xu et al. 2022; Welleck et al. 2019; Lin et al. 2021)
-    lam: float = 0.5  # DITTO's lambda
-    rep_rate: float = 0.5  # share of DITTO (or sequence-level unlikelihood) steps
-    alpha: float = 1.0  # token-level unlikelihood weight
-    gamma: float = 0.2  # ScaleGrad
-    seq_prefix: int = 32  # ul-seq: tokens of a block used as the prompt
-    seq_continuation: int = 64  # ul-seq: greedy continuation length
-    seq_ngram: int = 4
+    lam: float = _f(0.5, "DITTO's penalty factor in (0, 1]: 0.5 open-ended, 0.9 summarization.")
+    rep_rate: float = _f(0.5, "Share of DITTO (or ul-seq) steps; the others are MLE steps.")
+    alpha: float = _f(1.0, "Token-level unlikelihood weight (>= 0).")
+    gamma: float = _f(0.2, "ScaleGrad's scale of novel tokens, in (0, 1].")
+    seq_prefix: int = _f(32, "ul-seq: tokens of a block used as the prompt.")
+    seq_continuation: int = _f(64, "ul-seq: greedy continuation length.")
+    seq_ngram: int = _f(4, "ul-seq: n of the repeated n-grams it penalizes.")
     # LoRA (peft)
-    lora: bool = False
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_targets: list[str] | None = None  # None: every linear layer of the blocks
-    merge: bool = True
+    lora: bool = _f(False, "Train a LoRA adapter (peft) instead of every weight.")
+    lora_rank: int = _f(8, "LoRA rank.")
+    lora_alpha: int = _f(16, "LoRA alpha.")
+    lora_targets: list[str] | None = _f(None, "Module names to adapt (repeatable); default all linear.")
+    merge: bool = _f(True, "Merge the LoRA adapter into the saved model (else save OUT/adapter).")
     # run
-    precision: str = "auto"  # auto: bf16 autocast on CPUs with AMX and on GPUs, else fp32
-    device: str = "auto"
-    eval_fraction: float = 0.05
-    eval_repeats: int = 8
-    eval_sentences: int = 24
-    eval_prompts: int = 16
-    eval_new_tokens: int = 64
-    save_steps: int | None = None  # None: every quarter of the run
-    keep_checkpoints: bool = False
-    overwrite: bool = False
-    resume: bool = False
+    precision: str = _f("auto", "auto: bf16 autocast on AMX CPUs and GPUs, else fp32.")
+    device: str = _f("auto", "Where to train: auto picks cuda when present.")
+    eval_fraction: float = _f(0.05, "Share of documents held out for the before/after evaluation.")
+    eval_repeats: int = _f(8, "K for the probe of held-out sentences.")
+    eval_sentences: int = _f(24, "Held-out sentences probed before and after.")
+    eval_prompts: int = _f(16, "Open-ended prompts continued greedily before and after.")
+    eval_new_tokens: int = _f(64, "New tokens per greedy continuation of the evaluation.")
+    save_steps: int | None = _f(None, "Steps between checkpoints (default: every quarter of the run).")
+    keep_checkpoints: bool = _f(False, "Keep Trainer's checkpoints in OUT/checkpoints after success.")
+    overwrite: bool = _f(False, "Start over in a non-empty --out.")
+    resume: bool = _f(False, "Continue the interrupted run in --out.")
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        return cls.__dataclass_fields__[name].metadata["help"]
 
     def validate(self) -> TrainConfig:
         if self.method not in METHODS:

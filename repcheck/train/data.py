@@ -26,7 +26,6 @@ from ..sentences import iter_sentences, split_sentences
 
 #: The corpus that ships with repcheck (see docs/training.md for its source and licence).
 DEFAULT_CORPUS = "python_docs"
-TEXT_SUFFIXES = (".txt", ".jsonl", ".json", ".csv")
 
 
 def default_corpus_path():

@@ -34,11 +34,11 @@ def report_document(
 
 def plot_before_after(doc: dict[str, Any], path: str | Path):
     """TP per copy before and after (95% bands), and seq-rep-4 and perplexity as bars."""
-    from ..plots import BLUE, RED, _clip, _copy_axis, _figure, _save, _style
+    from ..plotkit import BLUE, RED, clip, copy_axis, figure, save, style
 
     method = doc["config"]["method"] if doc.get("training") else "checkpoint"
-    with _style():
-        fig, (ax, bars) = _figure(11, 4.6, 1, 2, gridspec_kw={"width_ratios": [1.7, 1]})
+    with style():
+        fig, (ax, bars) = figure(11, 4.6, 1, 2, gridspec_kw={"width_ratios": [1.7, 1]})
         for key, color, label in (("before", BLUE, "before"), ("after", RED, f"after ({method})")):
             rows = doc[key]["probe"]["per_copy"]
             ns = [r["n"] for r in rows]
@@ -46,9 +46,9 @@ def plot_before_after(doc: dict[str, Any], path: str | Path):
             lo = [r["ci95"]["tp"][0] for r in rows]
             if all(v is not None for v in lo):
                 hi = [r["ci95"]["tp"][1] for r in rows]
-                ax.fill_between(ns, [_clip(v) for v in lo], [_clip(v) for v in hi], color=color, alpha=0.15, lw=0)
+                ax.fill_between(ns, [clip(v) for v in lo], [clip(v) for v in hi], color=color, alpha=0.15, lw=0)
         ax.set_ylim(-0.02, 1.05)
-        _copy_axis(ax, len(doc["before"]["probe"]["per_copy"]))
+        copy_axis(ax, len(doc["before"]["probe"]["per_copy"]))
         ax.set_ylabel("TP (held-out sentences)")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8, loc="lower right")
@@ -76,4 +76,4 @@ def plot_before_after(doc: dict[str, Any], path: str | Path):
             + (f": {doc['training']['steps']} steps of {method}" if doc.get("training") else ""),
             fontsize=10,
         )
-        return _save(fig, path)
+        return save(fig, path)

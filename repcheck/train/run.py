@@ -20,6 +20,7 @@ from typing import Any
 
 from ..cpu import has_amx
 from ..errors import RepcheckError
+from ..outputs import remove_previous_run
 from ..progress import ProgressCallback
 from .config import TrainConfig
 from .data import check_corpus, read_corpus, repetition_pairs, split_corpus, text_blocks
@@ -105,28 +106,18 @@ def prepare_out(cfg: TrainConfig) -> Path | None:
     return None
 
 
-def _clear(out: Path) -> None:
-    """--overwrite: remove an earlier run's files before this one writes any."""
-    if not out.is_dir():
-        return
-    from ..outputs import MANIFEST, _previous_files
-
-    for name in [*WORKING, *(_previous_files(out) or []), MANIFEST]:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
 def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainResult:
     """Train ``cfg.model`` with ``cfg.method`` and report the probe, generation and perplexity
     before and after (see docs/training.md)."""
     from accelerate import PartialState
 
-    from ..backends.hf import load_hf, quiet_transformers, resolve_device
+    from ..backends.hf import load_hf
+    from ..backends.hf_utils import quiet_transformers, resolve_device
+
+    from ..backends.spec import locate
 
     cfg.validate()
+    locate(cfg.model)
     resume_from = prepare_out(cfg)
     state = PartialState()
     device = str(state.device) if state.num_processes > 1 else resolve_device(cfg.device)
@@ -158,8 +149,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
     }
 
     out = cfg.out_path
-    if resume_from is None and cfg.overwrite:
-        _clear(out)
+    if resume_from is None and cfg.overwrite:  # remove an earlier run's files before this one writes any
+        remove_previous_run(out, also=WORKING)
     out.mkdir(parents=True, exist_ok=True)
     before_path = out / "before.json"
     if state.is_main_process:
@@ -305,7 +296,7 @@ def _publish(cfg, model, data_info, training, before, after, info_after, progres
             shutil.copyfile(out / "log.jsonl", tmp / "log.jsonl")
         plot_before_after(doc, tmp / "before_after.png")
 
-    from ..backends.hf import quiet_transformers
+    from ..backends.hf_utils import quiet_transformers
 
     with quiet_transformers():
         written = publish(out, "train", None, write, overwrite=True)
@@ -317,7 +308,11 @@ def evaluate_only(cfg: TrainConfig, base: str, progress: ProgressCallback | None
     and prompts: the report of a training run, without the training."""
     from ..backends.hf import load_hf
 
+    from ..backends.spec import locate
+
     cfg.validate()
+    for spec in (base, cfg.model):  # both, before either is evaluated
+        locate(spec)
     from ..outputs import check_output_dir, publish
     from ..provenance import dumps
     from .report import plot_before_after, report_document

@@ -98,7 +98,7 @@ def requantized(llama_smol, tmp_path_factory):
     from repcheck.backends.spec import resolve
 
     with builtin_cache():
-        source = str(resolve("smollm2-135m", want="gguf").path)
+        source = str(resolve("smollm2-135m").path)
     out = {}
     for name, ftype in (("Q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0), ("Q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)):
         path = tmp_path_factory.mktemp("gguf") / f"smollm2-135m.{name}.gguf"

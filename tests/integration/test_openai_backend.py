@@ -54,10 +54,14 @@ def test_sampling_runs_on_the_server(both):
     assert all(0 < len(g.token_ids) <= WORKLOAD["max_new_tokens"] for g in gens)
 
 
-def test_provenance_names_the_server_not_the_key(both):
-    _, _, served = both
-    info = served.info()
-    assert info["backend"] == "openai" and info["base_url"].startswith("http://127.0.0.1:")
+def test_provenance_names_the_server_not_the_key(replay, smol_loaded, monkeypatch):
+    monkeypatch.setenv("REPCHECK_API_KEY", "sk-secret-456")
+    tokenizer = smol_loaded.model.config._name_or_path
+    served = load_model(WORKLOAD["model"], backend="openai", base_url=replay.base_url, tokenizer=tokenizer)
+    assert replay.requests[-1][3].get("Authorization") == "Bearer sk-secret-456"  # the key was used...
+    report = json.dumps({"model": served.info(), "versions": served.versions()})
+    assert "sk-secret" not in report  # ...and is nowhere in what a report says
+    assert served.info()["backend"] == "openai" and served.info()["base_url"].startswith("http://127.0.0.1:")
     assert served.versions() == {"server_version": "0.32.0"}
 
 

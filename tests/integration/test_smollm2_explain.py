@@ -27,7 +27,7 @@ def test_top_heads_are_induction_heads(result):
     # median head of the 270 almost never does
     assert top["induction"].iloc[0] > 0.3
     assert np.median(result.induction) < 0.02
-    assert (top["prev_token"] < top["induction"]).all()  # not duplicate-token heads
+    assert (top["duplicate_token"] < top["induction"]).all()  # not duplicate-token heads
     assert (result.profile[:, :, 0] != result.profile[:, :, 0]).all()  # copy 0 has no previous copy
 
 

@@ -4,20 +4,23 @@ bookkeeping (vLLM's prompt_logprobs entries; llama.cpp's n_tokens, KV-cache trun
 logits rows). The backends must then give exactly the hf backend's numbers and text; where the
 real engines are installed, tests/integration/test_engine_backends.py runs them."""
 
-import math
 import sys
 import types
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import assert_usage_error, run
 
 from repcheck import probe
+from repcheck.backends.base import GenerationRequest
 from repcheck.backends.llamacpp import LlamaCppBackend
-from repcheck.backends.vllm_engine import VLLMBackend, parse_prompt_logprobs, sampling_kwargs
+from repcheck.backends.vllm_engine import VLLMBackend
 from repcheck.decoding import parse_setting
 from repcheck.errors import RepcheckError
+
+
+def generate(backend, prompts, setting, **kwargs):
+    return backend.generate(GenerationRequest(prompts, setting, **kwargs))
 
 
 # ---- vLLM ------------------------------------------------------------------------------------
@@ -85,27 +88,6 @@ def vllm_backend(hf, completions=None, stop_ids=(2,)):
     )
 
 
-def test_prompt_logprobs_are_read_exactly():
-    entries = [
-        None,
-        {5: Logprob(logprob=-0.1, rank=1)},  # the actual token is the argmax: one entry
-        {7: Logprob(logprob=-2.0, rank=3), 9: Logprob(logprob=-0.5, rank=1)},
-    ]
-    s = parse_prompt_logprobs(entries, [1, 5, 7], 1)
-    np.testing.assert_allclose(s.p, [math.exp(-0.1), math.exp(-2.0)])
-    np.testing.assert_allclose(s.pmax, [math.exp(-0.1), math.exp(-0.5)])
-    assert s.argmax.tolist() == [5, 9] and s.logp.tolist() == [-0.1, -2.0]
-    with pytest.raises(RepcheckError, match="2 prompt logprobs for 3 tokens"):
-        parse_prompt_logprobs(entries[:2], [1, 5, 7], 1)
-
-
-def test_sampling_params_follow_the_setting():
-    assert sampling_kwargs(parse_setting("greedy")) == {"temperature": 0.0}
-    assert sampling_kwargs(parse_setting("repetition_penalty=1.3")) == {"temperature": 0.0, "repetition_penalty": 1.3}
-    kw = sampling_kwargs(parse_setting("temperature=0.7,top_k=20,top_p=0.9,presence_penalty=1.5"))
-    assert kw == {"temperature": 0.7, "top_k": 20, "top_p": 0.9, "presence_penalty": 1.5}
-
-
 def test_vllm_probe_equals_the_hf_backend(fake_vllm, tiny_llama_model):
     hf = tiny_llama_model
     ours = probe(vllm_backend(hf), ["the cat sat on the mat", "a b c d"], repeats=4)
@@ -125,7 +107,7 @@ def test_vllm_generation_requests_and_answers(fake_vllm, tiny_llama_model):
         ]
 
     backend = vllm_backend(tiny_llama_model, completions)
-    gens = backend.generate([[1, 4], [1, 9]], parse_setting("temperature=0.8,top_k=5"), max_new_tokens=3, samples=2)
+    gens = generate(backend, [[1, 4], [1, 9]], parse_setting("temperature=0.8,top_k=5"), max_new_tokens=3, samples=2)
     assert [(g.prompt_index, g.sample, g.token_ids, g.finished) for g in gens] == [
         (0, 0, [5, 6], False),
         (0, 1, [7, 8], True),
@@ -135,19 +117,19 @@ def test_vllm_generation_requests_and_answers(fake_vllm, tiny_llama_model):
     params = backend.llm.calls[-1][1]
     assert [p.seed for p in params] == [0, 1] and all(p.n == 2 and p.stop_token_ids == [2] for p in params)
     assert params[0].temperature == 0.8 and params[0].top_k == 5 and params[0].max_tokens == 3
-    with pytest.raises(RepcheckError, match="beam search"):
-        backend.generate([[1, 4]], parse_setting("num_beams=4"), max_new_tokens=3)
+    with pytest.raises(RepcheckError, match="vllm backend cannot apply num_beams"):
+        generate(backend, [[1, 4]], parse_setting("num_beams=4"), max_new_tokens=3)
 
 
 def test_vllm_refuses_what_it_cannot_express(fake_vllm, tiny_llama_model):
-    from repcheck.generation import check_supported
+    from repcheck.backends.registry import check_supported
 
     backend = vllm_backend(tiny_llama_model)
     with pytest.raises(
         RepcheckError, match="vllm backend cannot apply dry_multiplier.*backends that can: hf, llamacpp"
     ):
         check_supported(backend, parse_setting("dry_multiplier=0.8"))
-    with pytest.raises(RepcheckError, match="not full distributions"):
+    with pytest.raises(RepcheckError, match="not full next-token distributions"):
         next(backend.logits([[1, 2, 3]]))
     assert backend.versions() == {"vllm": "0.0-fake"} and backend.info()["backend"] == "vllm"
 
@@ -213,8 +195,8 @@ def test_llamacpp_generation_equals_the_hf_backend(tiny_llama_model, setting):
     s = parse_setting(setting)
     prompts = [hf.tokenizer("the cat sat")["input_ids"], hf.tokenizer("a b c d e")["input_ids"]]
     backend = llamacpp_backend(hf)
-    ours = backend.generate(prompts, s, max_new_tokens=12, samples=3, seed=7)
-    theirs = hf.generate(prompts, s, max_new_tokens=12, samples=3, seed=7)
+    ours = generate(backend, prompts, s, max_new_tokens=12, samples=3, seed=7)
+    theirs = generate(hf, prompts, s, max_new_tokens=12, samples=3, seed=7)
     assert [(g.prompt_index, g.sample, g.token_ids, g.finished) for g in ours] == [
         (g.prompt_index, g.sample, g.token_ids, g.finished) for g in theirs
     ]
@@ -224,15 +206,15 @@ def test_llamacpp_generation_equals_the_hf_backend(tiny_llama_model, setting):
 def test_llamacpp_stops_at_a_stop_id_and_refuses_beams_and_overflow(tiny_llama_model):
     hf = tiny_llama_model
     prompt = hf.tokenizer("the cat sat")["input_ids"]
-    free = llamacpp_backend(hf, stop_ids=[]).generate([prompt], parse_setting("greedy"), max_new_tokens=6)[0]
-    stopped = llamacpp_backend(hf, stop_ids=[free.token_ids[3]]).generate(
-        [prompt], parse_setting("greedy"), max_new_tokens=6
+    free = generate(llamacpp_backend(hf, stop_ids=[]), [prompt], parse_setting("greedy"), max_new_tokens=6)[0]
+    stopped = generate(
+        llamacpp_backend(hf, stop_ids=[free.token_ids[3]]), [prompt], parse_setting("greedy"), max_new_tokens=6
     )[0]
     cut = free.token_ids.index(free.token_ids[3])
     assert stopped.token_ids == free.token_ids[:cut] and stopped.finished and not free.finished
     backend = llamacpp_backend(hf)
-    with pytest.raises(RepcheckError, match="beam search"):
-        backend.generate([prompt], parse_setting("num_beams=2"), max_new_tokens=4)
+    with pytest.raises(RepcheckError, match="llamacpp backend cannot apply num_beams"):
+        generate(backend, [prompt], parse_setting("num_beams=2"), max_new_tokens=4)
     with pytest.raises(RepcheckError, match="raise --max-model-len"):
         backend.score([list(range(1, 300))], [1])
     backend.close()
@@ -249,22 +231,52 @@ def test_llamacpp_logits_feed_compare_probe(tiny_llama_model):
 
 
 # ---- the CLI's backend options -----------------------------------------------------------------
-@pytest.mark.parametrize(
-    "args, needle",
-    [
-        (["--backend", "vllm", "--attn-implementation", "eager"], "--attn-implementation goes with --backend hf"),
-        (["--tensor-parallel-size", "2"], "--tensor-parallel-size goes with --backend vllm"),
-        (["--backend", "llamacpp", "--gpu-memory-utilization", "0.5"], "goes with --backend vllm"),
-        (["--max-model-len", "512"], "--max-model-len goes with --backend vllm or llamacpp"),
-        (["--backend", "hf", "--tokenizer", "x"], "--tokenizer goes with --backend openai or llamacpp"),
-    ],
-)
-def test_backend_options_go_with_their_backend(args, needle):
-    assert_usage_error(run("probe", "The cat sat.", *args), needle)
 
 
-def test_missing_engines_name_their_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "vllm", None)  # import fails as if not installed
-    monkeypatch.setitem(sys.modules, "llama_cpp", None)
-    assert_usage_error(run("probe", "The cat sat.", "--backend", "vllm"), "pip install 'repcheck[vllm]'")
-    assert_usage_error(run("probe", "The cat sat.", "--backend", "llamacpp"), "pip install 'repcheck[llamacpp]'")
+
+
+# ---- every backend's rows through the same consumer --------------------------------------------------
+@pytest.fixture(params=["hf", "vllm", "llamacpp", "openai"])
+def any_backend(request, tiny_llama_model, tiny_llama):
+    """The tiny Llama on each backend: in-process, or behind a stand-in engine or scripted server."""
+    hf = tiny_llama_model
+    if request.param == "hf":
+        yield hf
+    elif request.param == "vllm":
+        request.getfixturevalue("fake_vllm")
+        yield vllm_backend(hf)
+    elif request.param == "llamacpp":
+        yield llamacpp_backend(hf)
+    else:
+        from openai_stub import vllm_like_server
+
+        from repcheck import load_model
+
+        with vllm_like_server(hf) as server:
+            yield load_model("tiny", backend="openai", base_url=server.base_url, tokenizer=str(tiny_llama))
+
+
+def test_every_backend_gives_typed_rows_to_one_consumer(any_backend, tiny_llama_model):
+    """score() returns ``Scored`` records and logits() ``LogitsRow`` records of the declared shapes,
+    and the probe, one consumer for all of them, gives the hf backend's numbers."""
+    from repcheck.backends.base import LogitsRow, Scored
+
+    ids = [tiny_llama_model.tokenizer("the cat sat on the mat")["input_ids"], [1, 5, 9, 5, 9]]
+    scored = any_backend.score(ids, [1, 2])
+    for s, seq, start in zip(scored, ids, [1, 2], strict=True):
+        assert isinstance(s, Scored)
+        for name, dtype in (("p", np.float64), ("pmax", np.float64), ("argmax", np.int64), ("logp", np.float64)):
+            value = getattr(s, name)
+            assert isinstance(value, np.ndarray) and value.dtype == dtype and value.shape == (len(seq) - start,), name
+    if any_backend.capabilities.full_distributions:
+        rows = [row for batch in any_backend.logits(ids) for row in batch]
+        assert sorted(row.index for row in rows) == [0, 1]
+        for row in rows:
+            assert isinstance(row, LogitsRow)
+            assert row.logits.shape == (len(ids[row.index]), tiny_llama_model.vocab_size)
+            assert row.input_ids.tolist() == ids[row.index]
+    ours = probe(any_backend, ["the cat sat on the mat", "a b c d"], repeats=3)
+    theirs = probe(tiny_llama_model, ["the cat sat on the mat", "a b c d"], repeats=3)
+    for a, b in zip(ours.sentences, theirs.sentences, strict=True):
+        np.testing.assert_allclose(a.p, b.p, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a.pmax, b.pmax, rtol=1e-4, atol=1e-6)

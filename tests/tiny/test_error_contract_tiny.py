@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from cli_helpers import assert_usage_error, run
 
 SENTENCE = "The committee approved the new budget after a long debate."
@@ -46,7 +45,9 @@ def test_dry_with_a_large_base_over_many_copies(tiny_llama):
 def test_a_closed_pipe_exits_quietly(tiny_llama, tmp_path):
     f = tmp_path / "many.txt"
     f.write_text("\n".join(["Paris is the capital of France.", "Water boils."] * 300))  # megabytes of JSON
-    env = {**os.environ, "REPCHECK_CACHE": str(tmp_path / "cache")}
+    # no periodic progress line however slow the machine (it would be on stderr, rightly): what is
+    # checked is that the hang-up itself prints nothing
+    env = {**os.environ, "REPCHECK_CACHE": str(tmp_path / "cache"), "REPCHECK_PROGRESS_INTERVAL": "1e9"}
     cmd = [sys.executable, "-m", "repcheck", "probe", "--file", str(f), "-m", str(tiny_llama), "-k", "6", "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     proc.stdout.read(100)  # like `| head -c 100`: read a little, then hang up
@@ -188,12 +189,6 @@ def test_limit_and_replot(tiny_gpt2, tmp_path):
     assert_usage_error(run("plot", tmp_path / "nope"), "no such directory")
     (tmp_path / "x.json").write_text('{"kind": "probe", "schema_version": 1}')
     assert_usage_error(run("plot", tmp_path / "x.json"), "schema_version 1")
-
-
-@pytest.mark.parametrize("args", [["--json"], []])
-def test_help_mentions_no_bool_metavars(args):
-    r = run("probe", "--help")
-    assert r.exit_code == 0 and "<bool>" not in r.stdout and "--json" in r.stdout
 
 
 def test_no_third_party_progress_bars_leak(tiny_llama, tmp_path):

@@ -10,10 +10,10 @@ import torch
 from cli_helpers import assert_usage_error, run
 
 from repcheck import load_model, probe, random_sentences
+from repcheck.backends.hf_hooks import ablated, layout, recorded
 from repcheck.errors import RepcheckError
 from repcheck.explain import explain
-from repcheck.explain.arch import layout
-from repcheck.explain.hooks import ablated, recorded
+from repcheck.explain.ablation import Ablation
 from repcheck.explain.scores import tl_induction_pattern, trace
 
 SENTENCES = ["Paris is the capital of France.", "Water boils.", "The general led his army across the river."]
@@ -86,7 +86,7 @@ def test_scores_match_a_hand_computation(eager):
             rise[layer] += (x[first + L :].mean(0) - x[first : first + L].mean(0)).numpy()
     n = len(seqs)
     np.testing.assert_allclose(tr.induction, ind / n, atol=1e-6)
-    np.testing.assert_allclose(tr.duplicate, dup / n, atol=1e-6)
+    np.testing.assert_allclose(tr.duplicate_token, dup / n, atol=1e-6)
     np.testing.assert_allclose(tr.induction_any, anyc / n, atol=1e-6)
     np.testing.assert_allclose(tr.tl_induction, tl / n, atol=1e-6)
     np.testing.assert_allclose(tr.profile[:, :, 1:], prof[:, :, 1:] / n, atol=1e-6)
@@ -98,7 +98,7 @@ def test_scores_do_not_depend_on_batching(eager):
     P, sents, seqs = _inputs(eager, SENTENCES, 3)
     one = trace(eager, seqs, len(P), [len(s) for s in sents], 3, batch_size=1)
     three = trace(eager, seqs, len(P), [len(s) for s in sents], 3, batch_size=3)  # left-padded
-    for name in ("induction", "induction_any", "duplicate", "tl_induction", "neuron_rise"):
+    for name in ("induction", "induction_any", "duplicate_token", "tl_induction", "neuron_rise"):
         np.testing.assert_allclose(getattr(one, name), getattr(three, name), atol=1e-5, err_msg=name)
 
 
@@ -108,7 +108,9 @@ def test_ablating_a_head_equals_zeroing_its_output_weights(tiny_llama):
     lay = layout(surgery.model)
     with torch.no_grad():  # head 1 of layer 0 writes through o_proj's input columns 1*d .. 2*d-1
         surgery.model.model.layers[0].self_attn.o_proj.weight[:, lay.head_dim : 2 * lay.head_dim] = 0
-    hooked = probe(eager, SENTENCES, repeats=3, ablate_heads="0.1")
+    cut_heads = Ablation.of_heads("0.1")
+    with cut_heads.applied(eager):
+        hooked = probe(eager, SENTENCES, repeats=3, settings=cut_heads.to_setting())
     cut = probe(surgery, SENTENCES, repeats=3)
     plain = probe(eager, SENTENCES, repeats=3)
     for a, b, c in zip(hooked.sentences, cut.sentences, plain.sentences, strict=True):
@@ -131,8 +133,8 @@ def test_hooks_are_removed_after_the_block_and_after_an_error(eager):
         assert hooks() == lay.layers
         raise RuntimeError("boom")
     assert hooks() == 0
-    with pytest.raises(RepcheckError):
-        probe(eager, "Water boils.", repeats=2, ablate_heads="9.0")
+    with pytest.raises(RepcheckError, match=r"head 9\.0 does not exist"), Ablation.of_heads("9.0").applied(eager):
+        probe(eager, "Water boils.", repeats=2)
     assert hooks() == 0
 
 
@@ -175,7 +177,7 @@ def test_the_copying_heads_are_found_and_their_ablation_breaks_the_copy(copier):
     frame = r.heads_frame()
     top = frame[frame["top"]]
     assert set(top["layer"]) == {1}, frame  # all four copying heads live in layer 1
-    assert (top["induction"] > 0.5).all() and (top["prev_token"] < 0.05).all()
+    assert (top["induction"] > 0.5).all() and (top["duplicate_token"] < 0.05).all()
     assert (top["tl_induction"] > 0.3).all()
     assert (frame[~frame["top"]]["induction"] < 0.2).all()
     ab = r.to_dict()["ablations"]
@@ -228,7 +230,9 @@ def test_ablate_heads_on_probe_and_compare(tiny_copier, tmp_path):
     ("args", "needles"),
     [
         (["explain", "x", "--top", "0"], ["--top"]),
-        (["explain", "x", "--top", "8"], ["--top must be less than the model's 8 heads (2 layers x 4)"]),
+        (["explain", "x", "--top", "8"], ["--top: 8 top heads and 8 random ones for the control need 16 heads; the model has 8: ask for at most 4"]),
+        (["explain", "x", "--top", "5"], ["need 10 heads; the model has 8"]),  # a numpy ValueError before
+        (["explain", "x", "--top", "2", "--neurons", "0.6"], ["--neurons: ", "random ones for the control", "at most"]),
         (["explain", "x", "--random-draws", "0"], ["--random-draws"]),
         (["explain", "x", "-k", "1"], ["--repeats"]),
         (["explain", "x", "--neurons", "0"], ["--neurons"]),

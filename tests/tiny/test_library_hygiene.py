@@ -12,24 +12,28 @@ from repcheck.errors import RepcheckError
 SENTENCE = "Paris is the capital of France."
 
 
-def test_load_model_restores_transformers_logging_and_progress_bars(tiny_llama):
-    import warnings
-
-    from huggingface_hub import utils as hub_utils
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_info()
-    with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS (conftest) has priority
-        warnings.simplefilter("ignore")
-        hf_logging.enable_progress_bar()
-    hub_was_off = hub_utils.are_progress_bars_disabled()
-    try:
-        load_model(str(tiny_llama), device="cpu")
-        assert hf_logging.get_verbosity() == hf_logging.INFO
-        assert hf_logging.is_progress_bar_enabled()
-        assert hub_utils.are_progress_bars_disabled() == hub_was_off
-    finally:
-        hf_logging.set_verbosity_warning()
+@pytest.mark.parametrize("bars", ["on", "off"])
+def test_load_model_restores_transformers_logging_and_progress_bars(tiny_llama, tmp_path, bars):
+    """In a fresh process without the test suite's HF_HUB_DISABLE_PROGRESS_BARS (which would pin
+    the hub's bars off and make the check meaningless): whatever the caller had, it has again."""
+    code = f"""
+from huggingface_hub import utils as hub_utils
+from transformers.utils import logging as hf_logging
+from repcheck import load_model
+hf_logging.set_verbosity_info()
+if {bars!r} == "on":
+    hf_logging.enable_progress_bar(); hub_utils.enable_progress_bars()
+else:
+    hf_logging.disable_progress_bar(); hub_utils.disable_progress_bars()
+load_model({str(tiny_llama)!r}, device="cpu")
+print(hf_logging.get_verbosity() == hf_logging.INFO, hf_logging.is_progress_bar_enabled(),
+      hub_utils.are_progress_bars_disabled())
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")}
+    env["REPCHECK_CACHE"] = str(tmp_path / "cache")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    on = bars == "on"
+    assert out.stdout.split() == ["True", str(on), str(not on)], out.stderr
 
 
 def test_plots_leave_the_matplotlib_backend_and_pyplot_alone(tiny_llama, tmp_path):
@@ -37,9 +41,8 @@ def test_plots_leave_the_matplotlib_backend_and_pyplot_alone(tiny_llama, tmp_pat
 import sys, matplotlib
 matplotlib.use("svg")
 from repcheck import load_model, probe
-from repcheck.outputs import write_probe_outputs
 r = probe(load_model({str(tiny_llama)!r}, device="cpu"), {SENTENCE!r}, repeats=2)
-write_probe_outputs(r, {str(tmp_path / "out")!r})
+r.write({str(tmp_path / "out")!r})
 print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
 """
     env = {**os.environ, "REPCHECK_CACHE": str(tmp_path / "cache")}

@@ -1,66 +1,20 @@
 """The openai backend's contract with a server that misbehaves: one line, exit 2, retries
 where a retry can help, the legacy echo format read exactly, and the key kept out of reports."""
 
-import math
 
 import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_usage_error, run
-from openai_stub import ScriptedServer
+from openai_stub import ScriptedServer, vllm_like_server
 
 from repcheck import load_model, probe
-from repcheck.backends.openai import PROBE_TEXT, parse_prompt_scores, public_url
 from repcheck.errors import RepcheckError
-
-
-def _server_like(hf, *, legacy=False, tokens=None, no_logprobs=False, models=None, fail_first=0):
-    """A scripted server that answers as vLLM does, computing from a local model ``hf``."""
-    tok = hf.tokenizer
-    state = {"fails": fail_first}
-
-    def script(method, path, body):
-        if state["fails"]:
-            state["fails"] -= 1
-            return 503, {"error": {"message": "warming up"}}
-        if path.endswith("/models"):
-            return 200, {"data": [{"id": m, "max_model_len": 128} for m in (models or ["tiny"])]}
-        if path.endswith("/version"):
-            return 404, {}
-        prompt = body["prompt"]
-        ids = tok(prompt)["input_ids"] if isinstance(prompt, str) else prompt
-        if isinstance(prompt, str):
-            echo = tokens if tokens is not None else ids
-            return 200, {"choices": [{"logprobs": {"tokens": [f"token_id:{t}" for t in echo + [5]]}}]}
-        with torch.no_grad():
-            logp = hf.model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
-        choice = {"index": 0, "finish_reason": "length"}
-        if no_logprobs:
-            return 200, {"choices": [choice]}
-        entries, tops, actual = [None], [None], [None]
-        for t in range(1, len(ids)):
-            row = logp[t - 1]
-            best = int(row.argmax())
-            entries.append({str(ids[t]): {"logprob": float(row[ids[t]]), "rank": 1 + int((row > row[ids[t]]).sum())},
-                            str(best): {"logprob": float(row[best]), "rank": 1}})  # fmt: skip
-            tops.append({f"token_id:{best}": float(row[best])})
-            actual.append(float(row[ids[t]]))
-        if legacy:
-            choice["logprobs"] = {
-                "tokens": [f"token_id:{i}" for i in ids],
-                "token_logprobs": actual,
-                "top_logprobs": tops,
-            }
-        else:
-            choice["prompt_logprobs"] = entries
-        return 200, {"choices": [choice]}
-
-    return ScriptedServer(script)
 
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_scores_read_exactly_in_both_formats(tiny_llama_model, legacy):
-    with _server_like(tiny_llama_model, legacy=legacy) as server:
+    with vllm_like_server(tiny_llama_model, legacy=legacy) as server:
         served = load_model("tiny", backend="openai", base_url=server.base_url, tokenizer=tiny_llama_model.spec)
         a = probe(served, ["Paris is the capital of France.", "Water boils."], repeats=3)
     b = probe(tiny_llama_model, ["Paris is the capital of France.", "Water boils."], repeats=3)
@@ -72,7 +26,7 @@ def test_scores_read_exactly_in_both_formats(tiny_llama_model, legacy):
 
 
 def test_retries_a_warming_server(tiny_llama_model):
-    with _server_like(tiny_llama_model, fail_first=2) as server:
+    with vllm_like_server(tiny_llama_model, fail_first=2) as server:
         load_model("tiny", backend="openai", base_url=server.base_url, tokenizer=tiny_llama_model.spec)
         assert [r[0] for r in server.requests[:3]] == ["GET", "GET", "GET"]  # two 503s, then the answer
 
@@ -86,7 +40,7 @@ def test_retries_a_warming_server(tiny_llama_model):
     ],
 )
 def test_server_problems_are_one_line(tiny_llama, tiny_llama_model, kwargs, needle, tmp_path):
-    with _server_like(tiny_llama_model, **kwargs) as server:
+    with vllm_like_server(tiny_llama_model, **kwargs) as server:
         res = run("probe", "Water boils.", "-k", "2", "--backend", "openai", "--base-url", server.base_url,
                   "--tokenizer", tiny_llama, "--model", "tiny", "--out", tmp_path / "o")  # fmt: skip
     assert_usage_error(res, needle)
@@ -134,20 +88,11 @@ def test_server_down_and_bad_options(tiny_llama, tmp_path):
 
 
 def test_settings_and_probe_under_decoding_the_server_cannot_do(tiny_llama, tiny_llama_model):
-    with _server_like(tiny_llama_model) as server:
+    with vllm_like_server(tiny_llama_model) as server:
         common = ["--backend", "openai", "--base-url", server.base_url, "--tokenizer", tiny_llama, "--model", "tiny"]
         res = run("compare", "Once upon a time", "-s", "dry_multiplier=0.8", *common)
         assert_usage_error(res, "cannot apply dry_multiplier", "backends that can: hf")
         res = run("compare", "-s", "greedy", "--probe", "Water boils.", *common)
-        assert_usage_error(res, "full next-token distributions", "hf backend")
+        assert_usage_error(res, "full next-token distributions", "backends that do: hf, llamacpp")
 
 
-def test_public_url_and_probe_text():
-    assert public_url("https://user:secret@host:8000/v1/?key=abc") == "https://host:8000/v1"
-    assert not math.isnan(len(PROBE_TEXT)) and "北京" in PROBE_TEXT  # a CJK test string: tokenizers differ there
-
-
-def test_legacy_argmax_when_the_actual_token_beats_the_listed_top():
-    choice = {"logprobs": {"token_logprobs": [None, -0.1], "top_logprobs": [None, {"token_id:7": -0.5}]}}
-    s = parse_prompt_scores(choice, [1, 9], 1)
-    assert s.argmax[0] == 9 and s.pmax[0] == pytest.approx(math.exp(-0.1))

@@ -60,18 +60,20 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
 
 
 def test_converted_marker_must_match_source(tmp_path):
+    from repcheck.backends.convert import is_converted
+
     m = BUILTIN_MODELS["smollm2-135m"]
     m.converted_dir.mkdir(parents=True)
     (m.converted_dir / "repcheck.json").write_text(json.dumps({"source_sha256": "0" * 64}))
-    assert not m.is_converted()
+    assert not is_converted(m.converted_dir, m.sha256)
     (m.converted_dir / "model.safetensors").write_bytes(b"w" * 100)
     marker = {"source_sha256": m.sha256, "file_sizes": {"model.safetensors": 100}}
     (m.converted_dir / "repcheck.json").write_text(json.dumps(marker))
-    assert m.is_converted()
+    assert is_converted(m.converted_dir, m.sha256)
     (m.converted_dir / "model.safetensors").write_bytes(b"w" * 60)  # truncated since: converted again
-    assert not m.is_converted()
+    assert not is_converted(m.converted_dir, m.sha256)
     (m.converted_dir / "repcheck.json").write_text(json.dumps({"source_sha256": m.sha256}))  # 0.1 marker
-    assert not m.is_converted()
+    assert not is_converted(m.converted_dir, m.sha256)
 
 
 def test_atomic_write_and_publish(tmp_path):

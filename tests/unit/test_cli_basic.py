@@ -51,3 +51,19 @@ def test_models_pull_unknown_alias():
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "repcheck", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"repcheck {__version__}"
+
+
+def test_help_shows_no_bool_metavars_and_every_backend_option():
+    """Flags (--json, --lora, --device-map-auto) take no value: no '<bool>' metavar anywhere;
+    every command that loads a model on a backend offers the same backend options."""
+    from repcheck.cli.backend_options import PARAMS
+    from repcheck.cli.docs import COMMANDS
+
+    flags = {"--backend", "--base-url", "--tokenizer", "--max-model-len", "--device-map-auto", "--timeout"}
+    for command in COMMANDS:
+        r = runner.invoke(app, [*command, "--help"])
+        assert r.exit_code == 0, (command, r.output)
+        assert "<bool>" not in r.stdout, command
+        if command in (["probe"], ["compare"], ["diff"], ["baseline", "create"], ["check"]):
+            assert all(flag in r.stdout for flag in flags), command
+    assert len(PARAMS) == 11

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from repcheck.errors import RepcheckError
-from repcheck.explain.arch import Layout, parse_heads
+from repcheck.explain.ablation import parse_heads
 from repcheck.explain.scores import tl_induction_pattern
 
 
@@ -38,13 +38,37 @@ def test_detection_pattern_on_bos_r_r():
 
 
 def test_parse_heads():
-    lay = Layout(out_proj=[None] * 3, down_proj=[None] * 3, heads=4, head_dim=8, neurons=16)
-    assert parse_heads("2.3, 0.1,2.3", lay) == [(0, 1), (2, 3)]
-    assert parse_heads([(1, 0)], lay) == [(1, 0)]
+    assert parse_heads("2.3, 0.1,2.3") == [(0, 1), (2, 3)]
+    assert parse_heads([(1, 0)]) == [(1, 0)]
     for bad, needle in [("3", "LAYER.HEAD"), ("a.b", "LAYER.HEAD"), ("1.-1", "LAYER.HEAD"), (",", "no head")]:
         with pytest.raises(RepcheckError, match=needle):
-            parse_heads(bad, lay)
+            parse_heads(bad)
+
+
+def test_heads_and_neurons_that_do_not_exist_are_refused():
+    from repcheck.backends.hf_hooks import Layout, check_units
+
+    lay = Layout(out_proj=[None] * 3, down_proj=[None] * 3, heads=4, head_dim=8, neurons=16)
+    check_units(lay, [(2, 3)], [(0, 15)])
     with pytest.raises(RepcheckError, match=r"head 3\.0 does not exist: the model has layers 0-2 and heads 0-3"):
-        parse_heads("3.0", lay)
+        check_units(lay, [(3, 0)], [])
     with pytest.raises(RepcheckError, match=r"head 0\.4 does not exist"):
-        parse_heads("0.4", lay)
+        check_units(lay, [(0, 4)], [])
+    with pytest.raises(RepcheckError, match=r"neuron 1\.16 does not exist"):
+        check_units(lay, [], [(1, 16)])
+
+
+def test_random_controls_draw_without_replacement_from_the_complement():
+    import numpy as np
+
+    from repcheck.explain.run import draw_without, require_drawable
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        drawn = draw_without(rng, 10, {0, 1, 2, 3, 4}, 5)
+        assert sorted(drawn) == [5, 6, 7, 8, 9]  # exactly the complement: no rejection loop, no repeats
+    require_drawable(2, 4, "heads", "top")
+    with pytest.raises(RepcheckError, match="3 top heads and 3 random ones .* need 6 heads; the model has 4"):
+        require_drawable(3, 4, "heads", "top")
+    with pytest.raises(RepcheckError, match="at most 50"):
+        require_drawable(60, 101, "neurons", "neuron_share")

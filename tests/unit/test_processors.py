@@ -76,3 +76,37 @@ def test_breaker_ids_decode_the_vocabulary_once_per_tokenizer():
     assert breaker_token_ids(tok, ["\n", ":"]) == {1, 2}
     assert breaker_token_ids(tok, ["d"]) == {3}
     assert Tok.calls == 1
+
+
+def _naive_match_lengths(ids, breakers):
+    """The definition, by brute force: extend each earlier occurrence of the last token backwards."""
+    n, out = len(ids), {}
+    if n < 2 or ids[-1] in breakers:
+        return out
+    for i in range(n - 1):
+        if ids[i] != ids[-1] or ids[i + 1] in breakers:
+            continue
+        length = 1
+        while i - length >= 0 and ids[i - length] not in breakers and ids[i - length] == ids[n - 1 - length]:
+            length += 1
+        out[ids[i + 1]] = max(out.get(ids[i + 1], 0), length)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_dry_match_lengths_equal_the_definition(seed):
+    import random
+
+    rng = random.Random(seed)
+    period = [rng.randrange(6) for _ in range(rng.randint(1, 7))]
+    ids = [rng.randrange(6) for _ in range(rng.randint(0, 20))] + period * rng.randint(1, 8)
+    ids += [rng.randrange(6) for _ in range(rng.randint(0, 3))]
+    breakers = set(rng.sample(range(6), rng.randint(0, 2)))
+    assert DRYProcessor(1.0, 1.75, 2, breakers).match_lengths(ids) == _naive_match_lengths(ids, breakers)
+
+
+def test_dry_matches_longer_than_512_tokens_are_not_capped():
+    """llama.cpp caps no match length; a 600-token repeat is a 600-token match (it was 512)."""
+    block = list(range(10, 610))
+    ids = [1] + block + [5] + block
+    assert DRYProcessor(1.0, 1.75, 2, []).match_lengths(ids) == {5: 600}

@@ -44,7 +44,33 @@ def test_simctg_numbers_from_its_own_definition_by_hand():
     assert simctg_rep_n([t1, t2], 3) == pytest.approx(1 - 4 / 5)
     # 4-grams: t1 abca bcab cabc (3, unique 3); t2 none counted
     assert simctg_rep_n([t1, t2], 4) == 0.0
-    assert diversity([t1, t2]) == pytest.approx((5 / 7) * (4 / 5) * 1.0)
+    # SimCTG rounds each rep-n to a percentage with two decimals before multiplying
+    assert diversity([t1, t2]) == (1 - round((1 - 5 / 7) * 100, 2) / 100) * (1 - round((1 - 4 / 5) * 100, 2) / 100)
+    assert diversity([t1, t2]) != pytest.approx((5 / 7) * (4 / 5), abs=1e-6)  # 0.57144, not 0.571429
+
+
+def test_diversity_equals_simctg_code_on_texts():
+    """SimCTG's measure_repetition_and_diversity, line for line, against diversity(words)."""
+    import random
+
+    def simctg(text_list):  # simctg/evaluation.py, its arithmetic verbatim
+        res = {n: [0, 0] for n in (2, 3, 4)}
+        for text in text_list:
+            tokens = text.strip("\n").strip().split()
+            for n in (2, 3, 4):
+                grams, total, start, end = set(), 0, 0, n
+                while end < len(tokens):
+                    grams.add(" ".join(tokens[start:end]))
+                    total, start, end = total + 1, start + 1, end + 1
+                res[n][0] += len(grams)
+                res[n][1] += total
+        seq = {n: round((1 - res[n][0] / res[n][1]) * 100, 2) for n in (2, 3, 4)}
+        return (1 - seq[2] / 100) * (1 - seq[3] / 100) * (1 - seq[4] / 100)
+
+    rng = random.Random(0)
+    for _ in range(50):
+        texts = [" ".join(rng.choice("abcdefg") for _ in range(rng.randint(6, 40))) for _ in range(3)]
+        assert diversity([t.split() for t in texts]) == simctg(texts)
 
 
 def test_pooled_rep_and_diversity():
