@@ -51,6 +51,7 @@ def load(name: str, args):
 
 def measure(model, args) -> dict[str, float]:
     from repcheck import read_sentences
+    from repcheck.backends.base import ScoreRequest
     from repcheck.decoding import parse_setting
     from repcheck.generation import generate
     from repcheck.metrics import repeated_input
@@ -60,9 +61,9 @@ def measure(model, args) -> dict[str, float]:
     encoded, prefix = encode_inputs(model, sentences, None)
     seqs = [repeated_input(prefix, list(e.token_ids), args.repeats) for e in encoded]
     starts = [len(prefix)] * len(seqs)
-    model.score(seqs[:2], starts[:2], batch_size=8)  # warm up
+    model.score(ScoreRequest(seqs[:2], starts[:2], 8))  # warm up
     t = time.perf_counter()
-    model.score(seqs, starts, batch_size=8)
+    model.score(ScoreRequest(seqs, starts, 8))
     score_s = time.perf_counter() - t
     prompts = read_sentences(ROOT / "sample_prompts" / "open_ended.txt")[: args.prompts]
     greedy = parse_setting("greedy")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .backends.base import Backend
+from .backends.base import Backend, ScoreRequest
 from .backends.registry import check_supported
 from .decoding import DecodingSetting
 from .errors import require_int
@@ -130,7 +130,6 @@ class CompareResult:
     def to_json(self, indent: int | None = 2) -> str:
         return dumps(self.to_dict(), indent=indent)
 
-
     def write(self, out_dir: str | Path, fmt: str = "png", overwrite: bool = False) -> list[Path]:
         """summary.json, generations.jsonl, per_setting.csv, metrics.<fmt> and, with a probe,
         curves.<fmt>, into exactly ``out_dir`` (``outputs.publish``)."""
@@ -149,6 +148,7 @@ class CompareResult:
             compare_figures(doc, tmp, fmt)
 
         return publish(out_dir, "compare", doc, write, overwrite)
+
     def to_frame(self):
         """One row per setting: the per-setting means and pooled metrics."""
         import pandas as pd
@@ -259,7 +259,7 @@ def next_token_block(
     encoded = encode_sentences(model.tokenizer, texts)
     seqs = [prefix + list(e.token_ids[:room]) for e in encoded]
     relabel = (lambda _d, done, total: progress("next-token metrics", done, total)) if progress else None
-    scored = model.score(seqs, [len(prefix)] * len(seqs), batch_size=batch_size, progress=relabel)
+    scored = model.score(ScoreRequest(seqs, [len(prefix)] * len(seqs), batch_size), relabel)
     targets = [s[len(prefix) :] for s in seqs]
     metrics = next_token_metrics(targets, [sc.argmax.tolist() for sc in scored], [sc.logp for sc in scored])
     return {

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends.base import Backend, GenerationRequest
+from .backends.base import Backend, GenerationRequest, ScoreRequest
 from .decoding import DecodingSetting
 from .errors import RepcheckError, require_int
 from .progress import ProgressCallback
@@ -134,5 +134,5 @@ def score_continuations(
         return
     seqs = [encoded[g.prompt_index] + g.token_ids for g in todo]
     starts = [len(encoded[g.prompt_index]) for g in todo]
-    for g, s in zip(todo, model.score(seqs, starts, batch_size=batch_size)):
+    for g, s in zip(todo, model.score(ScoreRequest(seqs, starts, batch_size))):
         g.mean_logprob = float(s.logp.mean())

@@ -63,7 +63,10 @@ def next_token_probs(
     p = exp(logp) = P(x_t | x_<t), pmax = exp(max_logp) = max_v P(v | x_<t), argmax = the
     (first) token reaching pmax.
     """
-    assert start >= 1, "the first token of a sequence has no prediction"
+    if start < 1:  # an error, not an assert: `python -O` must refuse it too
+        from .errors import RepcheckError
+
+        raise RepcheckError("scoring needs at least one token of context (start >= 1)", param="start")
     # Row t-1 of the logits predicts token t: shift the logits one step back.
     pred = logits[start - 1 : start - 1 + count].float()  # [count, V], softmax in fp32
     targets = input_ids[start : start + count]  # [count]

@@ -110,7 +110,9 @@ def _draw_bars(ax, red, blue, labels=None, red_ci=None, blue_ci=None) -> None:
     blue_label = "max next-token P" + (" (label: argmax token)" if labels is not None and K <= MAX_BARS else "")
     if K <= MAX_BARS:
         kw = dict(width=0.4, capsize=2, error_kw={"lw": 0.8})
-        ax.bar([n - 0.2 for n in ns], red, color=RED, label="P(repeated token)", yerr=interval_errors(red, red_ci), **kw)
+        ax.bar(
+            [n - 0.2 for n in ns], red, color=RED, label="P(repeated token)", yerr=interval_errors(red, red_ci), **kw
+        )
         ax.bar([n + 0.2 for n in ns], blue, color=BLUE, label=blue_label, yerr=interval_errors(blue, blue_ci), **kw)
         if labels is not None:
             for n, (b, lab) in enumerate(zip(blue, labels)):

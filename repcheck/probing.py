@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .backends.base import Backend, ContextWindow, Scored, check_scored
+from .backends.base import Backend, ContextWindow, Scored, ScoreRequest, check_scored
 from .errors import RepcheckError, require_int
 from .metrics import repeated_input
 from .progress import ProgressCallback
@@ -157,7 +157,7 @@ def probe(
     if progress:
         progress("probing", 0, len(seqs))
     started = time.perf_counter()
-    scores = model.score(seqs, [len(prefix_ids)] * len(seqs), batch_size=batch_size, progress=relabel)
+    scores = model.score(ScoreRequest(seqs, [len(prefix_ids)] * len(seqs), batch_size), relabel)
     elapsed = time.perf_counter() - started
     return _result(
         model,

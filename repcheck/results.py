@@ -289,6 +289,7 @@ class ProbeResult:
             probe_figures(doc, tmp, fmt, position=position)
 
         return publish(out_dir, "probe", doc, write, overwrite)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProbeResult:
         """Read a probe document back (``summary.json``); ValueError if it is not one."""

@@ -5,7 +5,8 @@ The probe, compare, diff, the gate and training's evaluation only ever call the 
 backend exposes a Hugging Face tokenizer, and sequences go in as lists of ids. What crosses
 the protocol is a typed record:
 
-* ``Scored``: one scored sequence (p, pmax, argmax, log p per position), from ``score``;
+* ``ScoreRequest`` in, one ``Scored`` per sequence out (p, pmax, argmax, log p per
+  position), from ``score``;
 * ``LogitsRow``: one sequence's full next-token logits, from ``logits`` (backends that have
   full distributions: the probe under decoding settings);
 * ``GenerationRequest`` in, ``RawGeneration`` out, from ``generate``.
@@ -120,6 +121,34 @@ def check_scored(scored: Scored, where: str) -> Scored:
     return scored
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score ``sequences[i][starts[i]:]`` of every sequence: one ``Scored`` each, in order.
+
+    ``starts[i]`` >= 1 (position 0 has no context) and at most the sequence's length;
+    ``batch_size``: sequences per forward pass, where the engine batches (results never depend
+    on it). Checked when made, so every backend gets a valid request.
+    """
+
+    sequences: Sequence[Sequence[int]]
+    starts: Sequence[int]
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        from ..errors import require_int
+
+        require_int("batch_size", self.batch_size, 1)
+        if len(self.starts) != len(self.sequences):
+            raise RepcheckError(f"{len(self.starts)} starts for {len(self.sequences)} sequences")
+        require_context(self.starts)
+        for ids, start in zip(self.sequences, self.starts):
+            if start > len(ids):
+                raise RepcheckError(f"scoring start {start} lies beyond a sequence of {len(ids)} tokens")
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+
 class LogitsRow(NamedTuple):
     """One sequence's full next-token logits, padding removed (``Backend.logits``).
 
@@ -200,15 +229,8 @@ class Backend(Protocol):
         """Versions of the engine, for provenance (merged into the document's ``versions``)."""
         ...
 
-    def score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        starts: Sequence[int],
-        *,
-        batch_size: int = 8,
-        progress: ProgressCallback | None = None,
-    ) -> list[Scored]:
-        """``Scored`` of ``sequences[i][starts[i]:]`` for every i (starts >= 1)."""
+    def score(self, request: ScoreRequest, progress: ProgressCallback | None = None) -> list[Scored]:
+        """One ``Scored`` per sequence of the request, in order."""
         ...
 
     def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list[LogitsRow]]:

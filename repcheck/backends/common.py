@@ -1,29 +1,33 @@
 """``BaseBackend``: the part every backend shares, so that the checks every backend must make
-live in one place: context before scoring, probabilities that are probabilities after it,
-decoding keys before generating, and capabilities read from the registry.
+live in one place: valid requests (``ScoreRequest`` checks itself), probabilities that are
+probabilities after scoring, decoding keys before generating, and capabilities read from the
+registry. ``EngineBackend`` adds what the two in-process engines (vLLM, llama.cpp) share.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import RepcheckError, require_int
-from .base import (
-    Capabilities,
-    ContextWindow,
-    GenerationRequest,
-    LogitsRow,
-    RawGeneration,
-    Scored,
-    check_scored,
-    require_context,
-)
+from ..errors import RepcheckError
+from .base import ContextWindow, check_scored, model_block
 from .registry import check_supported, entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..progress import ProgressCallback
+    from .base import Capabilities, GenerationRequest, LogitsRow, RawGeneration, Scored, ScoreRequest
+
+
+def import_engine(module: str, backend: str, how: str):
+    """Import an engine's package, or say in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise RepcheckError(f"the {backend} backend needs {how} [{err.name or err}]", param="backend") from None
 
 
 class BaseBackend(abc.ABC):
@@ -49,33 +53,12 @@ class BaseBackend(abc.ABC):
     def described(self) -> str:
         return f"the {self.kind} backend"
 
-    def score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        starts: Sequence[int],
-        *,
-        batch_size: int = 8,
-        progress: ProgressCallback | None = None,
-    ) -> list[Scored]:
-        require_int("batch_size", batch_size, 1)
-        if len(starts) != len(sequences):
-            raise RepcheckError(f"{len(starts)} starts for {len(sequences)} sequences")
-        require_context(starts)
-        for ids, start in zip(sequences, starts):
-            if start > len(ids):
-                raise RepcheckError(f"scoring start {start} lies beyond a sequence of {len(ids)} tokens")
-        out = self._score(sequences, starts, batch_size=batch_size, progress=progress)
-        return [check_scored(s, self.described) for s in out]
+    def score(self, request: ScoreRequest, progress: ProgressCallback | None = None) -> list[Scored]:
+        """One ``Scored`` per sequence of ``request``, each checked to hold probabilities."""
+        return [check_scored(s, self.described) for s in self._score(request, progress)]
 
     @abc.abstractmethod
-    def _score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        starts: Sequence[int],
-        *,
-        batch_size: int,
-        progress: ProgressCallback | None,
-    ) -> list[Scored]: ...
+    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored]: ...
 
     def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list[LogitsRow]]:
         raise RepcheckError(
@@ -99,3 +82,42 @@ class BaseBackend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Free the model's memory (the object is unusable afterwards)."""
+
+
+@dataclass(eq=False)
+class EngineBackend(BaseBackend):
+    """A model inside an engine object (vLLM's ``LLM``, llama.cpp's ``Llama``) with the
+    checkpoint's Hugging Face tokenizer: what a report says of it, and its stop ids."""
+
+    llm: Any
+    tokenizer: Any
+    spec: str
+    name: str
+    source: str
+    dtype: str
+    device: str
+    window: ContextWindow
+    stop_ids: list[int]
+    sha256: str | None = None
+    architecture: str | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    engine_version: str | None = None
+
+    engine: ClassVar[str]  # its key in a report's versions ("vllm", "llama_cpp_python")
+
+    def info(self) -> dict[str, Any]:
+        return model_block(
+            self,
+            source=self.source,
+            sha256=self.sha256,
+            cls=self.architecture,
+            engine=dict(self.engine_options),
+            **self.extra_info(),
+        )
+
+    def extra_info(self) -> dict[str, Any]:
+        """What this engine adds to the ``model`` block."""
+        return {}
+
+    def versions(self) -> dict[str, str]:
+        return {self.engine: self.engine_version} if self.engine_version else {}

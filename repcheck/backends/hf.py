@@ -15,16 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import (
-    ContextWindow,
-    GenerationRequest,
-    LogitsRow,
-    RawGeneration,
-    Scored,
-    TraceBatch,
-    Units,
-    model_block,
-)
+from .base import ContextWindow, LogitsRow, TraceBatch, model_block
 from .batching import check_padding_side, padded_forward, plan_batches
 from .builtin import DEFAULT_MODEL
 from .common import BaseBackend
@@ -44,6 +35,8 @@ from .spec import ResolvedSpec, hub_error, one_line, resolve
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .base import GenerationRequest, RawGeneration, Scored, ScoreRequest, Units
 
 #: attention kernels ``attn_implementation`` may name (``explain`` needs eager)
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2")
@@ -109,26 +102,20 @@ class HFBackend(BaseBackend):
                 )  # fmt: skip
                 yield batch, outputs, input_ids, offsets
 
-    def _score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        starts: Sequence[int],
-        *,
-        batch_size: int,
-        progress: ProgressCallback | None,
-    ) -> list[Scored]:
+    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored]:
         """p, pmax and argmax for positions ``starts[i]`` .. end of every sequence."""
         from ..metrics import next_token_probs
 
-        out: list[Scored | None] = [None] * len(sequences)
+        seqs, starts = request.sequences, request.starts
+        out: list[Scored | None] = [None] * len(seqs)
         done = 0
-        for batch, outputs, input_ids, offsets in self._passes(sequences, batch_size, self.padding_side):
+        for batch, outputs, input_ids, offsets in self._passes(seqs, request.batch_size, self.padding_side):
             for b, i in enumerate(batch):
-                start, count = offsets[b] + starts[i], len(sequences[i]) - starts[i]
+                start, count = offsets[b] + starts[i], len(seqs[i]) - starts[i]
                 out[i] = scored(*next_token_probs(outputs.logits[b], input_ids[b], start, count))
             done += len(batch)
             if progress:
-                progress("scoring", done, len(sequences))
+                progress("scoring", done, len(seqs))
         return out  # type: ignore[return-value]
 
     def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list[LogitsRow]]:
@@ -167,8 +154,9 @@ class HFBackend(BaseBackend):
                 "load it with attn_implementation='eager' (the explain command does)"
             )
         acts: dict[str, dict[int, torch.Tensor]] = {"heads": {}, "neurons": {}}
-        with recorded(self.model, "heads", acts["heads"].__setitem__), recorded(
-            self.model, "neurons", acts["neurons"].__setitem__
+        with (
+            recorded(self.model, "heads", acts["heads"].__setitem__),
+            recorded(self.model, "neurons", acts["neurons"].__setitem__),
         ):
             for batch, outputs, _ids, offsets in self._passes(sequences, batch_size, "left", output_attentions=True):
                 if outputs.attentions is None or outputs.attentions[0] is None:
@@ -286,4 +274,3 @@ def _load_weights(local: ResolvedSpec, target: ResolvedSpec, tdtype, device: str
 
 
 __all__ = ["ATTN_IMPLEMENTATIONS", "DEFAULT_MODEL", "HFBackend", "LoadedModel", "load_hf"]
-

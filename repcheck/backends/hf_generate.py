@@ -81,7 +81,9 @@ def _as_model_defaults(model, config):
         model.generation_config = original
 
 
-def generate(backend: HFBackend, request: GenerationRequest, progress: ProgressCallback | None = None) -> list[RawGeneration]:
+def generate(
+    backend: HFBackend, request: GenerationRequest, progress: ProgressCallback | None = None
+) -> list[RawGeneration]:
     """Continue every prompt of ``request`` with transformers' ``generate``, ``batch_size``
     continuations per call."""
     import torch

@@ -105,20 +105,17 @@ def _head_columns(lay: Layout, heads: Sequence[int]) -> torch.Tensor:
 
 def check_units(lay: Layout, heads: Sequence[tuple[int, int]], neurons: Sequence[tuple[int, int]]) -> None:
     """Every (layer, head) and (layer, neuron) must exist."""
-    for layer, head in heads:
-        if not (0 <= layer < lay.layers and 0 <= head < lay.heads):
-            raise RepcheckError(
-                f"head {layer}.{head} does not exist: the model has layers 0-{lay.layers - 1} "
-                f"and heads 0-{lay.heads - 1}",
-                param="ablate_heads",
-            )
-    for layer, index in neurons:
-        if not (0 <= layer < lay.layers and 0 <= index < lay.neurons):
-            raise RepcheckError(
-                f"neuron {layer}.{index} does not exist: the model has layers 0-{lay.layers - 1} "
-                f"and neurons 0-{lay.neurons - 1}",
-                param="neurons",
-            )
+    for what, units, per_layer, param in (
+        ("head", heads, lay.heads, "ablate_heads"),
+        ("neuron", neurons, lay.neurons, "neurons"),
+    ):
+        for layer, index in units:
+            if not (0 <= layer < lay.layers and 0 <= index < per_layer):
+                raise RepcheckError(
+                    f"{what} {layer}.{index} does not exist: the model has layers 0-{lay.layers - 1} "
+                    f"and {what}s 0-{per_layer - 1}",
+                    param=param,
+                )
 
 
 @contextlib.contextmanager

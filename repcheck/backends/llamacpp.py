@@ -17,25 +17,18 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import (
-    PROBE_TEXTS,
-    ContextWindow,
-    GenerationRequest,
-    LogitsRow,
-    RawGeneration,
-    Scored,
-    model_block,
-    require_same_tokens,
-)
-from .common import BaseBackend
+from .base import PROBE_TEXTS, ContextWindow, LogitsRow, RawGeneration, require_same_tokens
+from .common import EngineBackend, import_engine
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+    from .base import GenerationRequest, Scored, ScoreRequest
 #: context reserved when neither max_model_len nor a smaller model context says otherwise:
 #: llama.cpp keeps one row of logits per position of it (n_ctx x vocab floats)
 DEFAULT_N_CTX = 4096
@@ -50,51 +43,25 @@ FILE_TYPES = {
 
 
 def import_llama_cpp():
-    try:
-        import llama_cpp
-    except ImportError as err:
-        raise RepcheckError(
-            "the llamacpp backend needs llama-cpp-python: pip install 'repcheck[llamacpp]' "
-            f"(it compiles llama.cpp; see docs/backends.md) [{err.name or err}]",
-            param="backend",
-        ) from None
-    return llama_cpp
+    return import_engine(
+        "llama_cpp", "llamacpp",
+        "llama-cpp-python: pip install 'repcheck[llamacpp]' (it compiles llama.cpp; see docs/backends.md)",
+    )  # fmt: skip
 
 
 @dataclass(eq=False)
-class LlamaCppBackend(BaseBackend):
+class LlamaCppBackend(EngineBackend):
     """A GGUF model in llama.cpp (``llama_cpp.Llama`` with ``logits_all``) and its HF tokenizer.
-    Every decoding key but beam search works: the processors run on llama.cpp's logits."""
+    Every decoding key but beam search works: the processors run on llama.cpp's logits. Its
+    ``dtype`` is "gguf": the file's own types."""
 
-    llm: Any
-    tokenizer: Any
-    spec: str
-    name: str
-    source: str
-    window: ContextWindow
-    stop_ids: list[int]
     file_type: str | None = None
-    architecture: str | None = None
-    sha256: str | None = None
-    device: str = "cpu"
-    dtype: str = "gguf"
-    engine_options: dict[str, Any] = field(default_factory=dict)
-    engine_version: str | None = None
 
     kind: ClassVar[str] = "llamacpp"
+    engine: ClassVar[str] = "llama_cpp_python"
 
-    def info(self) -> dict[str, Any]:
-        return model_block(
-            self,
-            source=self.source,
-            sha256=self.sha256,
-            cls=self.architecture,
-            quantization=self.file_type,
-            engine=dict(self.engine_options),
-        )
-
-    def versions(self) -> dict[str, str]:
-        return {"llama_cpp_python": self.engine_version} if self.engine_version else {}
+    def extra_info(self) -> dict[str, Any]:
+        return {"quantization": self.file_type}
 
     # ---- llama.cpp calls -------------------------------------------------------------------
     def _check_length(self, n: int) -> None:
@@ -122,14 +89,7 @@ class LlamaCppBackend(BaseBackend):
         self._evaluate(ids)
         return self._rows(0, len(ids))
 
-    def _score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        starts: Sequence[int],
-        *,
-        batch_size: int,
-        progress: ProgressCallback | None,
-    ) -> list[Scored]:
+    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored]:
         """One sequence at a time (llama.cpp's high-level API has no batch of sequences)."""
         import torch
 
@@ -137,11 +97,11 @@ class LlamaCppBackend(BaseBackend):
         from .hf_utils import scored
 
         out = []
-        for i, (ids, start) in enumerate(zip(sequences, starts, strict=True)):
+        for i, (ids, start) in enumerate(zip(request.sequences, request.starts, strict=True)):
             logits = self.sequence_logits(ids)
             out.append(scored(*next_token_probs(logits, torch.tensor(list(ids)), start, len(ids) - start)))
             if progress:
-                progress("scoring", i + 1, len(sequences))
+                progress("scoring", i + 1, len(request))
         return out
 
     def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list[LogitsRow]]:
@@ -276,6 +236,7 @@ def load_llamacpp(
     file_type = metadata.get("general.file_type")
     return LlamaCppBackend(
         llm=llm,
+        dtype="gguf",
         tokenizer=hf_tok,
         spec=spec,
         name=target.name,

@@ -36,6 +36,7 @@ from .base import (
     GenerationRequest,
     RawGeneration,
     Scored,
+    ScoreRequest,
     model_block,
     require_same_tokens,
 )
@@ -203,14 +204,7 @@ class OpenAIBackend(BaseBackend):
                     progress(label, done, len(items))
         return out
 
-    def _score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        starts: Sequence[int],
-        *,
-        batch_size: int,
-        progress: ProgressCallback | None,
-    ) -> list[Scored]:
+    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored]:
         """One request per sequence, ``concurrency`` in flight."""
 
         def one(item):
@@ -237,7 +231,7 @@ class OpenAIBackend(BaseBackend):
                     f"the server's prompt logprobs are malformed ({type(err).__name__}: {err})"
                 ) from None
 
-        return self._map(one, list(zip(sequences, starts, strict=True)), progress, "scoring")
+        return self._map(one, list(zip(request.sequences, request.starts, strict=True)), progress, "scoring")
 
     def _generate(self, request: GenerationRequest, progress: ProgressCallback | None) -> list[RawGeneration]:
         n = request.per_prompt

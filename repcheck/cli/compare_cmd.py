@@ -8,28 +8,14 @@ from typing import Annotated
 import typer
 
 from ..errors import RepcheckError
+from . import options as opt
 from .backend_options import ModelLoader, with_backend_options
 from .console import emit, fmt, handle_errors, plural, print_json, progress_callback, stdout_console
-from .options import (
-    DEFAULT,
-    AblateHeadsOpt,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    FigureFormat,
-    FormatOpt,
-    JsonOpt,
-    LimitOpt,
-    ModelOpt,
-    OutOpt,
-    OverwriteOpt,
-    QuietOpt,
-    ThreadsOpt,
-)
+from .groups import Outputs, with_output_options
 
 
 @handle_errors
+@with_output_options
 @with_backend_options
 def compare_command(
     prompt: Annotated[str | None, typer.Argument(help="A prompt to continue.", show_default=False)] = None,
@@ -40,7 +26,7 @@ def compare_command(
             help="Prompts file: .txt (one per line), .jsonl (text field), .json (array) or .csv (text column).",
         ),
     ] = None,
-    limit: LimitOpt = None,
+    limit: opt.LimitOpt = None,
     setting: Annotated[
         list[str] | None,
         typer.Option(
@@ -73,7 +59,7 @@ def compare_command(
         str | None, typer.Option("--probe", help="Also probe this sentence under each setting's logits processors.")
     ] = None,
     repeats: Annotated[int, typer.Option("--repeats", "-k", min=1, help="K copies for --probe.")] = 10,
-    ablate_heads: AblateHeadsOpt = None,
+    ablate_heads: opt.AblateHeadsOpt = None,
     next_token: Annotated[
         Path | None,
         typer.Option(
@@ -82,16 +68,12 @@ def compare_command(
             "metrics (rep/wrep at 16/32/128/512 tokens of context, accuracy, perplexity, uniq).",
         ),
     ] = None,
-    model: ModelOpt = DEFAULT,
-    dtype: DtypeOpt = Dtype.float32,
-    device: DeviceOpt = Device.auto,
-    threads: ThreadsOpt = None,
+    model: opt.ModelOpt = opt.DEFAULT,
+    dtype: opt.DtypeOpt = opt.Dtype.float32,
     load: ModelLoader = ModelLoader(),
-    out: OutOpt = None,
-    overwrite: OverwriteOpt = False,
-    fmt_: FormatOpt = FigureFormat.png,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    outputs: Outputs = Outputs(),
+    json_: opt.JsonOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Run one model under many decoding settings and measure repetition in what it generates.
 
@@ -100,9 +82,7 @@ def compare_command(
     from ..backends.registry import BACKENDS, check_model_spec, check_supported, entry
     from ..compare import run_compare
     from ..decoding import resolve_settings
-    from ..outputs import check_output_dir
     from ..sentences import read_sentences
-    from ..threads import apply_threads
 
     if list_presets:
         _list_presets(json_)
@@ -141,13 +121,11 @@ def compare_command(
         from ..explain.ablation import Ablation
 
         around = Ablation.of_heads(ablate_heads)
-    if out is not None:
-        check_output_dir(out, overwrite)
+    outputs.check()
     check_model_spec(load.backend, model)
 
     with progress_callback(quiet) as cb:
-        apply_threads(threads)
-        lm = load.load(model, dtype=dtype.value, device=device.value, progress=cb)
+        lm = load.load(model, dtype=dtype.value, progress=cb)
         result = run_compare(
             lm,
             settings,
@@ -162,8 +140,8 @@ def compare_command(
             around_probe=around,
             progress=cb,
         )
-        written = result.write(out, fmt_.value, overwrite) if out is not None else []
-    emit(result, json_, quiet, _print, out, written)
+        written = outputs.write(result)
+    emit(result, json_, quiet, _print, outputs.directory, written)
 
 
 def _list_presets(json_: bool) -> None:

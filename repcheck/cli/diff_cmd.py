@@ -7,29 +7,14 @@ from typing import Annotated
 import typer
 
 from ..errors import RepcheckError
+from . import options as opt
 from .backend_options import ModelLoader, with_backend_options
 from .console import emit, fmt_interval, handle_errors, progress_callback, stdout_console
-from .options import (
-    BatchOpt,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    FigureFormat,
-    FormatOpt,
-    JsonOpt,
-    LimitOpt,
-    OutOpt,
-    OverwriteOpt,
-    PrefixOpt,
-    QuietOpt,
-    RepeatsOpt,
-    SentenceFileOpt,
-    ThreadsOpt,
-)
+from .groups import Outputs, with_output_options
 
 
 @handle_errors
+@with_output_options
 @with_backend_options
 def diff_command(
     sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
@@ -42,20 +27,16 @@ def diff_command(
             "name); give two or more.",
         ),
     ] = None,
-    file: SentenceFileOpt = None,
-    limit: LimitOpt = None,
-    repeats: RepeatsOpt = 10,
-    prefix: PrefixOpt = None,
-    batch_size: BatchOpt = 8,
-    dtype: DtypeOpt = Dtype.float32,
-    device: DeviceOpt = Device.auto,
-    threads: ThreadsOpt = None,
+    file: opt.SentenceFileOpt = None,
+    limit: opt.LimitOpt = None,
+    repeats: opt.RepeatsOpt = 10,
+    prefix: opt.PrefixOpt = None,
+    batch_size: opt.BatchOpt = 8,
+    dtype: opt.DtypeOpt = opt.Dtype.float32,
     load: ModelLoader = ModelLoader(),
-    out: OutOpt = None,
-    overwrite: OverwriteOpt = False,
-    fmt_: FormatOpt = FigureFormat.png,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    outputs: Outputs = Outputs(),
+    json_: opt.JsonOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Probe two or more checkpoints on the same sentences and show them side by side, with paired deltas against the first model.
 
@@ -63,9 +44,7 @@ def diff_command(
     """
     from ..backends.registry import check_model_spec
     from ..diff import diff_models
-    from ..outputs import check_output_dir
     from ..sentences import read_sentences
-    from ..threads import apply_threads
 
     models = model or []
     if len(models) < 2:
@@ -79,10 +58,9 @@ def diff_command(
     if limit is not None and file is None:
         raise RepcheckError("--limit goes with --file")
     texts = read_sentences(file, limit=limit) if file is not None else [sentence]
-    if out is not None:
-        check_output_dir(out, overwrite)
+    outputs.check()
     with progress_callback(quiet) as cb:
-        apply_threads(threads)
+        load.apply_threads()
         result = diff_models(
             models,
             texts,
@@ -91,12 +69,12 @@ def diff_command(
             batch_size=batch_size,
             progress=cb,
             dtype=dtype.value,
-            device=device.value,
+            device=load.device,
             backend=load.backend,
             **load.options,
         )
-        written = result.write(out, fmt_.value, overwrite) if out is not None else []
-    emit(result, json_, quiet, _print, out, written)
+        written = outputs.write(result)
+    emit(result, json_, quiet, _print, outputs.directory, written)
 
 
 def _print(result) -> None:

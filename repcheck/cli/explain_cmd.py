@@ -8,36 +8,19 @@ import typer
 
 from ..errors import RepcheckError
 from ..explain.run import ABLATIONS
+from . import options as opt
 from .console import emit, fmt, handle_errors, progress_callback, stdout_console
-from .options import (
-    DEFAULT,
-    BatchOpt,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    FigureFormat,
-    FormatOpt,
-    JsonOpt,
-    LimitOpt,
-    ModelOpt,
-    OutOpt,
-    OverwriteOpt,
-    PrefixOpt,
-    QuietOpt,
-    SentenceFileOpt,
-    ThreadsOpt,
-    choices,
-)
+from .groups import Outputs, with_output_options
 
-Ablation = choices("Ablation", ABLATIONS)
+Ablation = opt.choices("Ablation", ABLATIONS)
 
 
 @handle_errors
+@with_output_options
 def explain_command(
     sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
-    file: SentenceFileOpt = None,
-    limit: LimitOpt = None,
+    file: opt.SentenceFileOpt = None,
+    limit: opt.LimitOpt = None,
     random: Annotated[
         int | None,
         typer.Option(
@@ -63,17 +46,15 @@ def explain_command(
         float, typer.Option("--neurons", help="Share of all MLP neurons to ablate (the ones that rise most).")
     ] = 0.001,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seeds the random sentences and the random controls.")] = 0,
-    prefix: PrefixOpt = None,
-    model: ModelOpt = DEFAULT,
-    dtype: DtypeOpt = Dtype.float32,
-    device: DeviceOpt = Device.auto,
-    threads: ThreadsOpt = None,
-    batch_size: BatchOpt = 4,
-    out: OutOpt = None,
-    overwrite: OverwriteOpt = False,
-    fmt_: FormatOpt = FigureFormat.png,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    prefix: opt.PrefixOpt = None,
+    model: opt.ModelOpt = opt.DEFAULT,
+    dtype: opt.DtypeOpt = opt.Dtype.float32,
+    device: opt.DeviceOpt = opt.Device.auto,
+    threads: opt.ThreadsOpt = None,
+    batch_size: opt.BatchOpt = 4,
+    outputs: Outputs = Outputs(),
+    json_: opt.JsonOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Find the heads and neurons behind the self-reinforcement curve, and ablate them against random controls.
 
@@ -81,7 +62,6 @@ def explain_command(
     """
     from ..backends import load_model
     from ..explain import explain
-    from ..outputs import check_output_dir
     from ..sentences import encode_sentences, random_sentences, read_sentences
     from ..threads import apply_threads
 
@@ -96,8 +76,7 @@ def explain_command(
         raise RepcheckError(f"--neurons must be a share in (0, 1], not {neuron_share}")
     k = repeats if repeats is not None else (2 if random is not None else 8)
     texts = read_sentences(file, limit=limit) if file is not None else ([sentence] if sentence is not None else [])
-    if out is not None:
-        check_output_dir(out, overwrite)
+    outputs.check()
     with progress_callback(quiet) as cb:
         apply_threads(threads)
         lm = load_model(model, dtype=dtype.value, device=device.value, progress=cb, attn_implementation="eager")
@@ -119,8 +98,8 @@ def explain_command(
             batch_size=batch_size,
             progress=cb,
         )
-        written = result.write(out, fmt_.value, overwrite) if out is not None else []
-    emit(result, json_, quiet, _print, out, written)
+        written = outputs.write(result)
+    emit(result, json_, quiet, _print, outputs.directory, written)
 
 
 def _print(result) -> None:

@@ -12,18 +12,9 @@ from typing import Annotated
 import typer
 
 from ..errors import RepcheckError
+from . import options as opt
 from .backend_options import ModelLoader, with_backend_options
 from .console import err_console, handle_errors, info, print_json, progress_callback, stdout_console, warn
-from .options import (
-    DEFAULT,
-    Device,
-    DeviceOpt,
-    Dtype,
-    JsonOpt,
-    ModelOpt,
-    QuietOpt,
-    ThreadsOpt,
-)
 
 baseline_app = typer.Typer(
     help="Write a suite, or measure a model into a baseline for `repcheck check`.",
@@ -59,14 +50,12 @@ def init(
 @handle_errors
 @with_backend_options
 def create(
-    model: ModelOpt = DEFAULT,
+    model: opt.ModelOpt = opt.DEFAULT,
     suite: SuiteOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Baseline JSON to write.")] = Path("baseline.json"),
-    device: DeviceOpt = Device.auto,
-    threads: ThreadsOpt = None,
     load: ModelLoader = ModelLoader(),
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    json_: opt.JsonOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Run the suite on a model and write a baseline: every metric with its bootstrap standard error."""
     from ..backends.registry import check_model_spec
@@ -74,15 +63,13 @@ def create(
     from ..gate.suite import Suite, load_suite
     from ..outputs import check_writable_file, write_text_file
     from ..provenance import dumps
-    from ..threads import apply_threads
 
     the_suite = load_suite(suite) if suite is not None else Suite()
     suite_inputs(the_suite)  # its sentence and prompt files must be readable before a model loads
     check_writable_file(output, "output")
     check_model_spec(load.backend, model)
     with progress_callback(quiet) as cb:
-        apply_threads(threads)
-        lm = load.load(model, dtype=the_suite.dtype, device=device.value, progress=cb)
+        lm = load.load(model, dtype=the_suite.dtype, progress=cb)
         doc = create_baseline(lm, the_suite, cb)
     text = dumps(doc)
     write_text_file(output, text + "\n", "output")
@@ -95,7 +82,7 @@ def create(
 @handle_errors
 @with_backend_options
 def check_command(
-    model: ModelOpt = DEFAULT,
+    model: opt.ModelOpt = opt.DEFAULT,
     baseline: Annotated[Path, typer.Option("--baseline", help="Baseline JSON from `repcheck baseline create`.")] = Path(
         "baseline.json"
     ),
@@ -116,14 +103,12 @@ def check_command(
         ),
     ] = False,
     dtype: Annotated[
-        Dtype | None,
+        opt.Dtype | None,
         typer.Option("--dtype", help="Override the suite's dtype (an environment change: needs --allow-env-change)."),
     ] = None,
-    device: DeviceOpt = Device.auto,
-    threads: ThreadsOpt = None,
     load: ModelLoader = ModelLoader(),
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    json_: opt.JsonOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Measure a model with a baseline's suite and fail on any regression beyond tolerance.
 
@@ -133,7 +118,6 @@ def check_command(
     from ..gate import check, load_baseline, preflight
     from ..gate.suite import load_suite
     from ..outputs import check_writable_file, write_text_file
-    from ..threads import apply_threads
 
     doc, base_suite = load_baseline(baseline)
     given = load_suite(suite) if suite is not None else None
@@ -150,8 +134,7 @@ def check_command(
             check_writable_file(path, param)
     check_model_spec(load.backend, model)
     with progress_callback(quiet) as cb:
-        apply_threads(threads)
-        lm = load.load(model, dtype=run_dtype, device=device.value, progress=cb)
+        lm = load.load(model, dtype=run_dtype, progress=cb)
         result = check(
             lm,
             doc,

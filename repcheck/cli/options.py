@@ -101,5 +101,3 @@ AblateHeadsOpt = Annotated[
         help="Zero these heads' outputs while probing: LAYER.HEAD[,LAYER.HEAD...] (0-based), e.g. from repcheck explain.",
     ),
 ]
-
-

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import RepcheckError
 from ..stats import SMALL_N
+from . import options as opt
 from .backend_options import ModelLoader, with_backend_options
 from .console import (
     emit,
@@ -23,28 +24,7 @@ from .console import (
     tp_bar,
     warn,
 )
-from .options import (
-    DEFAULT,
-    AblateHeadsOpt,
-    BatchOpt,
-    Convention,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    FigureFormat,
-    FormatOpt,
-    JsonOpt,
-    LimitOpt,
-    ModelOpt,
-    OutOpt,
-    OverwriteOpt,
-    PrefixOpt,
-    QuietOpt,
-    RepeatsOpt,
-    SentenceFileOpt,
-    ThreadsOpt,
-)
+from .groups import Outputs, with_output_options
 
 
 def parse_length(text: str) -> int | tuple[int, int]:
@@ -61,12 +41,13 @@ def parse_length(text: str) -> int | tuple[int, int]:
 
 
 @handle_errors
+@with_output_options
 @with_backend_options
 def probe_command(
     sentence: Annotated[str | None, typer.Argument(help="The sentence to repeat.", show_default=False)] = None,
-    repeats: RepeatsOpt = 10,
-    file: SentenceFileOpt = None,
-    limit: LimitOpt = None,
+    repeats: opt.RepeatsOpt = 10,
+    file: opt.SentenceFileOpt = None,
+    limit: opt.LimitOpt = None,
     random: Annotated[
         int | None,
         typer.Option("--random", min=1, help="Probe N sentences of random tokens instead (see --length, --seed)."),
@@ -79,16 +60,12 @@ def probe_command(
         typer.Option("--full-vocab", help="Draw random tokens from the whole vocabulary, special tokens included."),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for --random.")] = 0,
-    prefix: PrefixOpt = None,
-    model: ModelOpt = DEFAULT,
-    dtype: DtypeOpt = Dtype.float32,
-    device: DeviceOpt = Device.auto,
-    threads: ThreadsOpt = None,
+    prefix: opt.PrefixOpt = None,
+    model: opt.ModelOpt = opt.DEFAULT,
+    dtype: opt.DtypeOpt = opt.Dtype.float32,
     load: ModelLoader = ModelLoader(),
-    batch_size: BatchOpt = 8,
-    out: OutOpt = None,
-    overwrite: OverwriteOpt = False,
-    fmt_: FormatOpt = FigureFormat.png,
+    batch_size: opt.BatchOpt = 8,
+    outputs: Outputs = Outputs(),
     token: Annotated[
         str | None,
         typer.Option(
@@ -100,27 +77,25 @@ def probe_command(
         typer.Option("--position", min=0, help="Draw bars.png for token position L (0-based, single sentence)."),
     ] = None,
     convention: Annotated[
-        Convention,
+        opt.Convention,
         typer.Option(
             "--convention",
             help="How the per-copy table is windowed and averaged: repcheck's definitions, or DITTO's code "
             "(windows shifted by one token, pooled over tokens, K-1 copies; see docs/metrics.md).",
         ),
-    ] = Convention.repcheck,
-    ablate_heads: AblateHeadsOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    ] = opt.Convention.repcheck,
+    ablate_heads: opt.AblateHeadsOpt = None,
+    json_: opt.JsonOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Repeat a sentence K times and measure how the probability of repeating it grows.
 
     One teacher-forced forward pass gives, for every token of every copy, the probability of the repeated token (TP) and the maximum next-token probability (MP). IP is the share of tokens more likely than in the first copy, WR the share that are both more likely and the argmax, AR the share that are the argmax.
     """
     from ..backends.registry import check_model_spec
-    from ..outputs import check_output_dir
     from ..probing import probe
     from ..results import check_convention
     from ..sentences import encode_sentences, find_token, random_sentences, read_sentences
-    from ..threads import apply_threads
 
     # ---- validate everything that needs no model, before loading one ------------------------
     sources = [x is not None for x in (sentence, file, random)]
@@ -154,13 +129,11 @@ def probe_command(
             "--token and --position draw one token of a single sentence; "
             "drop them to draw the mean over positions and sentences"
         )
-    if out is not None:
-        check_output_dir(out, overwrite)
+    outputs.check()
     check_model_spec(load.backend, model)
 
     with progress_callback(quiet) as cb:
-        apply_threads(threads)
-        lm = load.load(model, dtype=dtype.value, device=device.value, progress=cb)
+        lm = load.load(model, dtype=dtype.value, progress=cb)
         if random is not None:
             encoded = random_sentences(lm.tokenizer, random, lengths, seed, full_vocabulary=full_vocab)
         else:
@@ -188,10 +161,10 @@ def probe_command(
                 settings={**extra, **(around.to_setting() if around else {})},
                 convention=convention.value,
             )
-        if out is not None and cb:
+        if outputs.directory is not None and cb:
             cb("writing figures", 0, 0)
-        written = result.write(out, fmt_.value, position, overwrite) if out is not None else []
-    emit(result, json_, quiet, _print_table, out, written)
+        written = outputs.write(result, position=position)
+    emit(result, json_, quiet, _print_table, outputs.directory, written)
     if not quiet and not json_ and 1 < len(result.sentences) < SMALL_N:
         warn(f"only {plural(len(result.sentences), 'sentence')}: 95% intervals over so few say little")
 

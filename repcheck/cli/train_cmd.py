@@ -9,56 +9,56 @@ import typer
 
 from ..errors import RepcheckError
 from ..train.config import METHODS, PRECISIONS, TrainConfig
+from . import options as opt
 from .console import emit, fmt, handle_errors, progress_callback, stdout_console
-from .options import Device, JsonOpt, ModelOpt, QuietOpt, ThreadsOpt, choices
 
 D = TrainConfig()  # the defaults, declared once on the dataclass
-Method = choices("Method", METHODS)
-Precision = choices("Precision", PRECISIONS)
+Method = opt.choices("Method", METHODS)
+Precision = opt.choices("Precision", PRECISIONS)
 
 
-def opt(name: str, *decls: str, **kwargs):
+def field_opt(name: str, *decls: str, **kwargs):
     """An option whose help is the TrainConfig field's."""
     return typer.Option(*decls, help=TrainConfig.help(name), **kwargs)
 
 
 @handle_errors
 def train_command(
-    method: Annotated[Method, opt("method", "--method")] = Method(D.method),
-    data: Annotated[list[Path] | None, opt("data", "--data")] = None,
-    out: Annotated[Path, opt("out", "--out", "-o")] = Path(D.out),
-    model: ModelOpt = D.model,
-    steps: Annotated[int, opt("steps", "--steps", min=1)] = D.steps,
-    batch_size: Annotated[int, opt("batch_size", "--batch-size", "-b", min=1)] = D.batch_size,
-    grad_accum: Annotated[int, opt("grad_accum", "--grad-accum", min=1)] = D.grad_accum,
-    block_size: Annotated[int, opt("block_size", "--block-size", min=16)] = D.block_size,
-    learning_rate: Annotated[float, opt("learning_rate", "--lr")] = D.learning_rate,
-    lam: Annotated[float, opt("lam", "--lambda")] = D.lam,
-    rep_rate: Annotated[float, opt("rep_rate", "--rep-rate")] = D.rep_rate,
-    alpha: Annotated[float, opt("alpha", "--alpha")] = D.alpha,
-    gamma: Annotated[float, opt("gamma", "--gamma")] = D.gamma,
-    lora: Annotated[bool, opt("lora", "--lora")] = D.lora,
-    lora_rank: Annotated[int, opt("lora_rank", "--lora-rank", min=1)] = D.lora_rank,
-    lora_alpha: Annotated[int, opt("lora_alpha", "--lora-alpha", min=1)] = D.lora_alpha,
-    lora_targets: Annotated[list[str] | None, opt("lora_targets", "--lora-target")] = None,
+    method: Annotated[Method, field_opt("method", "--method")] = Method(D.method),
+    data: Annotated[list[Path] | None, field_opt("data", "--data")] = None,
+    out: Annotated[Path, field_opt("out", "--out", "-o")] = Path(D.out),
+    model: opt.ModelOpt = D.model,
+    steps: Annotated[int, field_opt("steps", "--steps", min=1)] = D.steps,
+    batch_size: Annotated[int, field_opt("batch_size", "--batch-size", "-b", min=1)] = D.batch_size,
+    grad_accum: Annotated[int, field_opt("grad_accum", "--grad-accum", min=1)] = D.grad_accum,
+    block_size: Annotated[int, field_opt("block_size", "--block-size", min=16)] = D.block_size,
+    learning_rate: Annotated[float, field_opt("learning_rate", "--lr")] = D.learning_rate,
+    lam: Annotated[float, field_opt("lam", "--lambda")] = D.lam,
+    rep_rate: Annotated[float, field_opt("rep_rate", "--rep-rate")] = D.rep_rate,
+    alpha: Annotated[float, field_opt("alpha", "--alpha")] = D.alpha,
+    gamma: Annotated[float, field_opt("gamma", "--gamma")] = D.gamma,
+    lora: Annotated[bool, field_opt("lora", "--lora")] = D.lora,
+    lora_rank: Annotated[int, field_opt("lora_rank", "--lora-rank", min=1)] = D.lora_rank,
+    lora_alpha: Annotated[int, field_opt("lora_alpha", "--lora-alpha", min=1)] = D.lora_alpha,
+    lora_targets: Annotated[list[str] | None, field_opt("lora_targets", "--lora-target")] = None,
     no_merge: Annotated[
         bool, typer.Option("--no-merge", help="Save the LoRA adapter (in OUT/adapter) instead of merging it.")
     ] = not D.merge,
-    eval_fraction: Annotated[float, opt("eval_fraction", "--eval-fraction")] = D.eval_fraction,
-    eval_repeats: Annotated[int, opt("eval_repeats", "--eval-repeats", min=2)] = D.eval_repeats,
+    eval_fraction: Annotated[float, field_opt("eval_fraction", "--eval-fraction")] = D.eval_fraction,
+    eval_repeats: Annotated[int, field_opt("eval_repeats", "--eval-repeats", min=2)] = D.eval_repeats,
     eval_only: Annotated[
         bool, typer.Option("--eval-only", help="Train nothing: compare --model with --base on the held-out split.")
     ] = False,
     base: Annotated[str, typer.Option("--base", help="With --eval-only: the model to compare against.")] = D.model,
-    seed: Annotated[int, opt("seed", "--seed", min=0)] = D.seed,
-    precision: Annotated[Precision, opt("precision", "--precision")] = Precision(D.precision),
-    device: Annotated[Device, opt("device", "--device")] = Device(D.device),
-    threads: ThreadsOpt = None,
-    resume: Annotated[bool, opt("resume", "--resume")] = D.resume,
-    overwrite: Annotated[bool, opt("overwrite", "--overwrite")] = D.overwrite,
-    keep_checkpoints: Annotated[bool, opt("keep_checkpoints", "--keep-checkpoints")] = D.keep_checkpoints,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    seed: Annotated[int, field_opt("seed", "--seed", min=0)] = D.seed,
+    precision: Annotated[Precision, field_opt("precision", "--precision")] = Precision(D.precision),
+    device: Annotated[opt.Device, field_opt("device", "--device")] = opt.Device(D.device),
+    threads: opt.ThreadsOpt = None,
+    resume: Annotated[bool, field_opt("resume", "--resume")] = D.resume,
+    overwrite: Annotated[bool, field_opt("overwrite", "--overwrite")] = D.overwrite,
+    keep_checkpoints: Annotated[bool, field_opt("keep_checkpoints", "--keep-checkpoints")] = D.keep_checkpoints,
+    json_: opt.JsonOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Fine-tune a model against repetition (DITTO, unlikelihood, ScaleGrad; MLE as the control) and report the probe, greedy repetition and perplexity before and after.
 

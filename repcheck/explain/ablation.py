@@ -71,9 +71,7 @@ class Ablation:
     @contextlib.contextmanager
     def applied(self, model: Backend) -> Iterator[None]:
         """Inside the block, ``model`` runs with these units replaced (every hook removed after)."""
-        with hookable(model, "ablating heads").ablated(
-            self.heads, self.neurons, self.head_means, self.neuron_means
-        ):
+        with hookable(model, "ablating heads").ablated(self.heads, self.neurons, self.head_means, self.neuron_means):
             yield
 
     def to_setting(self) -> dict[str, Any]:

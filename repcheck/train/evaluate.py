@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.base import Backend
+from ..backends.base import Backend, ScoreRequest
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .config import TrainConfig
@@ -61,7 +61,7 @@ class EvalSet:
 
 def perplexity(model: Backend, blocks: list[list[int]], batch_size: int = 8) -> float:
     """exp(mean -log P(token | earlier tokens)) over every token after each block's first."""
-    scored = model.score(blocks, [1] * len(blocks), batch_size=batch_size)
+    scored = model.score(ScoreRequest(blocks, [1] * len(blocks), batch_size))
     total = sum(float(s.logp.sum()) for s in scored)
     count = sum(len(s.logp) for s in scored)
     return math.exp(-total / count)

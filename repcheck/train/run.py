@@ -113,7 +113,6 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
 
     from ..backends.hf import load_hf
     from ..backends.hf_utils import quiet_transformers, resolve_device
-
     from ..backends.spec import locate
 
     cfg.validate()
@@ -307,7 +306,6 @@ def evaluate_only(cfg: TrainConfig, base: str, progress: ProgressCallback | None
     """Compare an existing checkpoint (``cfg.model``) with ``base`` on the same held-out split
     and prompts: the report of a training run, without the training."""
     from ..backends.hf import load_hf
-
     from ..backends.spec import locate
 
     cfg.validate()

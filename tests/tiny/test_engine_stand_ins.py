@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from repcheck import probe
-from repcheck.backends.base import GenerationRequest
+from repcheck.backends.base import GenerationRequest, ScoreRequest
 from repcheck.backends.llamacpp import LlamaCppBackend
 from repcheck.backends.vllm_engine import VLLMBackend
 from repcheck.decoding import parse_setting
@@ -166,6 +166,8 @@ def llamacpp_backend(hf, stop_ids=None):
 
     return LlamaCppBackend(
         llm=FakeLlama(hf),
+        dtype="gguf",
+        device="cpu",
         tokenizer=hf.tokenizer,
         spec="tiny.gguf",
         name="tiny.gguf",
@@ -216,7 +218,7 @@ def test_llamacpp_stops_at_a_stop_id_and_refuses_beams_and_overflow(tiny_llama_m
     with pytest.raises(RepcheckError, match="llamacpp backend cannot apply num_beams"):
         generate(backend, [prompt], parse_setting("num_beams=2"), max_new_tokens=4)
     with pytest.raises(RepcheckError, match="raise --max-model-len"):
-        backend.score([list(range(1, 300))], [1])
+        backend.score(ScoreRequest([list(range(1, 300))], [1]))
     backend.close()
 
 
@@ -262,7 +264,9 @@ def test_every_backend_gives_typed_rows_to_one_consumer(any_backend, tiny_llama_
     from repcheck.backends.base import LogitsRow, Scored
 
     ids = [tiny_llama_model.tokenizer("the cat sat on the mat")["input_ids"], [1, 5, 9, 5, 9]]
-    scored = any_backend.score(ids, [1, 2])
+    scored = any_backend.score(ScoreRequest(ids, [1, 2]))
+    with pytest.raises(RepcheckError, match=r"start >= 1"):  # the library's error on every backend
+        any_backend.score(ScoreRequest(ids, [0, 2]))
     for s, seq, start in zip(scored, ids, [1, 2], strict=True):
         assert isinstance(s, Scored)
         for name, dtype in (("p", np.float64), ("pmax", np.float64), ("argmax", np.int64), ("logp", np.float64)):

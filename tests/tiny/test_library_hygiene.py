@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from repcheck import diff_models, load_model, probe
+from repcheck import diff_models, probe
 from repcheck.errors import RepcheckError
 
 SENTENCE = "Paris is the capital of France."

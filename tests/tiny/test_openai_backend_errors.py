@@ -4,7 +4,6 @@ where a retry can help, the legacy echo format read exactly, and the key kept ou
 
 import numpy as np
 import pytest
-import torch
 from cli_helpers import assert_usage_error, run
 from openai_stub import ScriptedServer, vllm_like_server
 

@@ -81,11 +81,12 @@ def test_backend_options_go_with_their_backend(args, needle):
 
 def test_a_base_url_from_the_environment_is_for_other_runs(monkeypatch):
     """$REPCHECK_BASE_URL may be set for openai runs: an hf run ignores it (the flag itself is refused)."""
-    from repcheck.cli.backend_options import ModelLoader
+    from repcheck.cli.backend_options import BackendName, ModelLoader
+    from repcheck.cli.options import Device
 
     values = {name: None for name in ("tokenizer", "concurrency", "timeout", "retries", "attn_implementation",
-                                      "tensor_parallel_size", "gpu_memory_utilization", "max_model_len")}  # fmt: skip
-    from repcheck.cli.backend_options import BackendName
+                                      "tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "threads")}  # fmt: skip
+    values["device"] = Device.auto
 
     loader = ModelLoader.from_cli({**values, "backend": BackendName.hf, "base_url": "http://h/v1", "device_map": False},
                                   from_environment={"base_url"})  # fmt: skip

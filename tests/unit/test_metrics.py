@@ -78,8 +78,24 @@ def test_next_token_probs_alignment():
 
 
 def test_next_token_probs_refuses_position_zero():
-    with pytest.raises(AssertionError):
+    from repcheck.errors import RepcheckError
+
+    with pytest.raises(RepcheckError, match=r"start >= 1"):
         next_token_probs(torch.zeros(3, 2), torch.tensor([0, 1, 0]), start=0, count=1)
+
+
+def test_position_zero_is_refused_under_python_O_too():
+    """The check is the library's error, not an assert that `python -O` strips."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\nfrom repcheck.metrics import next_token_probs\nfrom repcheck.errors import RepcheckError\n"
+        "try:\n    next_token_probs(torch.zeros(3, 2), torch.tensor([0, 1, 0]), start=0, count=1)\n"
+        "except RepcheckError as e:\n    print('refused', e.param)\n"
+    )
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "refused start"
 
 
 def test_sentence_summary():
