@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import textwrap
 import warnings
 from pathlib import Path
 
@@ -90,8 +89,16 @@ def copy_axis(ax, K: int, label: str = COPY_AXIS, max_ticks: int = 20) -> None:
 
 
 def short(text: str, width: int) -> str:
-    """One line of at most ``width`` characters."""
-    return textwrap.shorten(" ".join(text.split()), width, placeholder="…")
+    """One line of at most ``width`` characters, cut with an ellipsis (also a long run without
+    spaces, such as a setting ``repetition_penalty=1.3,penalty_last_n=64``)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    boundary = max(cut.rfind(" "), cut.rfind(","))
+    if boundary >= width * 2 // 3:  # end at a word or a setting's key=value when that loses little
+        cut = cut[:boundary]
+    return cut.rstrip(" ,") + "…"
 
 
 def clip(v: float | None) -> float:

@@ -1,5 +1,7 @@
 """Running the CLI in tests, and the error contract every bad input must keep."""
 
+import re
+
 from typer.testing import CliRunner
 
 from repcheck.cli.app import app
@@ -18,5 +20,11 @@ def assert_usage_error(result, *needles):
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "Traceback" not in result.output and result.stdout == "", result.output
     for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+        found = needle.search(lines[0]) if isinstance(needle, re.Pattern) else needle in lines[0]
+        assert found, (needle, lines[0])
     return lines[0]
+
+
+#: a range error in the wording of any Typer in the supported range (newer: "Input should be
+#: greater than or equal to 1"; older, Click's: "0 is not in the range x>=1")
+AT_LEAST_1 = re.compile(r"greater than or equal to 1|not in the range x>=1")

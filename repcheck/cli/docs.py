@@ -27,6 +27,12 @@ COMMANDS = [
 WIDTH = 100
 
 
+def typer_version() -> str:
+    from importlib.metadata import version
+
+    return version("typer")
+
+
 def render() -> str:
     from typer.testing import CliRunner
 
@@ -37,6 +43,8 @@ def render() -> str:
         "# repcheck command-line reference",
         "",
         "Generated from `--help` by `python -m repcheck.cli.docs docs/cli.md`; a test fails when it drifts.",
+        f"Rendered with Typer {typer_version()} (other Typer versions in the supported range lay help out",
+        "slightly differently; the options are the same).",
         "",
     ]
     for command in COMMANDS:

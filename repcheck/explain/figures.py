@@ -68,9 +68,10 @@ def plot_ablation(doc: dict[str, Any], path: str | Path):
     with style():
         fig, ax = figure(8.4, 4.8)
         banded = False
-        for name, (color, ls, marker, lw, z, label) in styles.items():
+        for i, (name, (color, ls, marker, lw, z, label)) in enumerate(styles.items()):
             rows = ab[name]["per_copy"]
-            ns = [r["n"] for r in rows]
+            # each curve a little to the side of its copy: equal values stay side by side, not hidden
+            ns = [r["n"] + 0.05 * (i - 2) for r in rows]
             hollow = {} if name == "baseline" else {"mfc": "white", "mew": 1.2}
             ax.plot(ns, [r["tp"] for r in rows], color=color, ls=ls, lw=lw, marker=marker, ms=5, zorder=z,
                     label=label, **hollow)  # fmt: skip

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from cli_helpers import AT_LEAST_1, assert_usage_error
 from typer.testing import CliRunner
 
 from repcheck import probe
@@ -166,14 +167,12 @@ def test_cli_table(tiny_gpt2):
         (["x", "-s", "warp_speed=9"], "unknown decoding key"),
         (["x", "-s", "num_beams=2,temperature=0.5"], "cannot be combined"),
         (["x", "--preset", "nope"], "--preset: unknown preset 'nope'"),
-        (["x", "-n", "0"], "greater than or equal to 1"),
+        (["x", "-n", "0"], AT_LEAST_1),
         (["x", "--settings", "/no/such.toml"], "cannot read"),
     ],
 )
 def test_cli_bad_input(args, needle):
-    r = cli(*args)
-    assert r.exit_code == 2, r.output
-    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert_usage_error(cli(*args), needle)
 
 
 def test_cli_bad_input_with_model(tiny_gpt2, tmp_path):

@@ -7,8 +7,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_reference_is_current():
-    from repcheck.cli.docs import render
+    """Checked against the Typer that rendered it: Typer versions lay help out differently."""
+    import pytest
 
+    from repcheck.cli.docs import render, typer_version
+
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    rendered_with = re.search(r"Rendered with Typer (\S+) ", text).group(1)
+    if rendered_with != typer_version():
+        pytest.skip(f"docs/cli.md was rendered with Typer {rendered_with}; this is Typer {typer_version()}")
     assert render() == (ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), (
         "docs/cli.md is stale: regenerate it with `python -m repcheck.cli.docs docs/cli.md`"
     )

@@ -5,6 +5,7 @@ numbered item of the report it covers."""
 
 import json
 import os
+import re
 
 import pytest
 from cli_helpers import assert_usage_error, run
@@ -161,7 +162,7 @@ def test_a_full_disk_during_pull_is_a_clear_error(monkeypatch):
         (["probe", "x", "--repeats", "abc"], "--repeats"),
         (["probe", "x", "--no-such-option"], "--no-such-option"),
         (["probe", "x", "--dtype", "int8"], "--dtype"),
-        (["models", "pull"], "Missing argument 'alias'"),
+        (["models", "pull"], re.compile("Missing argument 'alias'", re.I)),  # ALIAS in older Typer
         (["frobnicate"], "frobnicate"),
         (["compare", "x", "--samples", "0"], "--samples"),
         (["probe", "x", "--batch-size", "0"], "--batch-size"),
