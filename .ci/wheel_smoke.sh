@@ -18,4 +18,6 @@ rc="$work/venv/bin/repcheck"
 "$rc" probe "The committee approved the new budget after a long debate." --repeats 4 --quiet
 "$rc" baseline create -o baseline.json --quiet
 "$rc" check --baseline baseline.json --quiet
-echo "wheel smoke test: probe, baseline create (default suite) and check passed from $(ls "$work"/dist)"
+# the legitimate-repetition suite ships inside the wheel: a handful of its cases, by name
+"$work/venv/bin/python" -c "from repcheck.legit import load_legit_suite; s = load_legit_suite(); assert len(s) >= 150, len(s)"
+echo "wheel smoke test: probe, baseline create (default suite), check and the shipped legit suite passed from $(ls "$work"/dist)"

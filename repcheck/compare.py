@@ -1,4 +1,5 @@
-"""`compare`: one model under many decoding settings, side by side.
+"""`compare`: one model under many decoding settings, side by side: what each removes (repetition
+in what it generates, the probe's curve) and what it breaks (the legitimate-repetition suite).
 
 Generation metrics are computed per continuation, averaged over a prompt's samples, then
 summarized per setting as the mean over prompts with a 95% interval; pooled metrics
@@ -24,12 +25,13 @@ from .backends.registry import check_supported
 from .decoding import DecodingSetting
 from .errors import require_int
 from .generation import SettingRun, encode_prompts, generate
+from .legit import LegitResult, LegitSuite, run_legit
 from .metric_info import CONTINUATION_METRICS, direction
 from .progress import ProgressCallback, offset
 from .provenance import dumps, envelope, json_safe, utc_now
 from .repetition import pooled_metrics
 from .results import ProbeResult
-from .stats import mean_ci95
+from .stats import mean_ci95, wilson_ci95
 
 
 class AroundProbe(Protocol):
@@ -57,6 +59,7 @@ class CompareResult:
     versions: dict[str, str] = field(default_factory=dict)  # engine versions beyond the envelope's
     created: str = field(default_factory=utc_now)
     next_token: dict[str, Any] | None = None  # Welleck et al.'s metrics on human text, when asked for
+    legit: dict[str, LegitResult] = field(default_factory=dict)  # by setting name, with a legit suite
 
     def per_prompt(self, name: str, key: str) -> list[float]:
         """One value per prompt: the metric averaged over that prompt's samples."""
@@ -77,6 +80,7 @@ class CompareResult:
             "metrics": metrics,
             "pooled": pooled_metrics([g.token_ids for g in run.generations], [g.text for g in run.generations]),
             "loop_rate": len(loops) / len(run.generations),
+            "loop_rate_ci95": list(wilson_ci95(len(loops), len(run.generations))),
             "loop_period_median": _median([g.metrics["loop_period"] for g in loops]),
             "tokens_per_s": run.tokens_per_s,
             "new_tokens": run.new_tokens,
@@ -100,6 +104,8 @@ class CompareResult:
                     if pr is None
                     else {"per_copy": pr.per_copy(), "summary": pr.summary()}
                 )
+            if s.name in self.legit:
+                entry["legit"] = self.legit[s.name].to_dict()
             settings.append(entry)
         doc = {
             **envelope("compare", self.created, {**versions(), **self.versions}),
@@ -117,6 +123,8 @@ class CompareResult:
         }
         if self.next_token is not None:
             doc["next_token"] = self.next_token
+        if self.legit:
+            doc["legit_suite"] = next(iter(self.legit.values())).suite
         if self.probes:
             first = next((p for p in self.probes.values() if p is not None), None)
             if first is not None:
@@ -145,25 +153,45 @@ class CompareResult:
                     for rec in self.generations_records():
                         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 self.to_frame().to_csv(tmp / "per_setting.csv", index=False)
+            if self.legit:
+                self.legit_frame().to_csv(tmp / "legit.csv", index=False)
             compare_figures(doc, tmp, fmt)
 
         return publish(out_dir, "compare", doc, write, overwrite)
 
     def to_frame(self):
-        """One row per setting: the per-setting means and pooled metrics."""
+        """One row per setting: the per-setting means and pooled metrics (and the legit pass rate)."""
         import pandas as pd
 
         rows = []
         for s in self.settings:
-            if s.name not in self.runs:
+            if s.name not in self.runs and s.name not in self.legit:
                 continue
-            summ = self.setting_summary(s.name)
             row = {"setting": s.name, "params": json.dumps(s.params)}
-            for k, v in summ["metrics"].items():
-                row[k], row[f"{k}_ci_low"], row[f"{k}_ci_high"] = v["mean"], *v["ci95"]
-            row.update(summ["pooled"])
-            row.update({k: summ[k] for k in ("loop_rate", "tokens_per_s", "new_tokens", "continuations")})
+            if s.name in self.runs:
+                summ = self.setting_summary(s.name)
+                for k, v in summ["metrics"].items():
+                    row[k], row[f"{k}_ci_low"], row[f"{k}_ci_high"] = v["mean"], *v["ci95"]
+                row.update(summ["pooled"])
+                row.update({k: summ[k] for k in ("loop_rate", "tokens_per_s", "new_tokens", "continuations")})
+            if s.name in self.legit:
+                lg = self.legit[s.name]
+                row["legit_pass_rate"], (row["legit_ci_low"], row["legit_ci_high"]) = lg.pass_rate, lg.ci95
             rows.append(row)
+        return pd.DataFrame(rows)
+
+    def legit_frame(self):
+        """One row per (setting, category) of the legit suite, and one for all categories."""
+        import pandas as pd
+
+        rows = []
+        for name, lg in self.legit.items():
+            blocks = {"all": lg.to_dict(), **lg.by_category()}
+            for category, b in blocks.items():
+                rows.append(
+                    {"setting": name, "category": category, "pass_rate": b["pass_rate"], "passed": b["passed"],
+                     "n": b["n"], "ci_low": b["ci95"][0], "ci_high": b["ci95"][1]}
+                )  # fmt: skip
         return pd.DataFrame(rows)
 
     def generations_records(self) -> list[dict[str, Any]]:
@@ -183,20 +211,27 @@ def run_compare(
     repeats: int = 10,
     next_token_texts: Sequence[str] = (),
     around_probe: AroundProbe | None = None,
+    legit: LegitSuite | None = None,
     progress: ProgressCallback | None = None,
 ) -> CompareResult:
     """Generate from ``prompts`` under every setting and/or probe ``probe_sentences`` under
     every setting (one forward pass for all settings); with ``next_token_texts`` (human text),
-    also Welleck et al.'s next-token metrics (``next_token_block``). ``around_probe`` (e.g. an
-    ``Ablation``) is applied while the probe runs, and only then."""
+    also Welleck et al.'s next-token metrics (``next_token_block``); with ``legit`` (a
+    legitimate-repetition suite), that suite under every setting too: what each cure breaks.
+    ``around_probe`` (e.g. an ``Ablation``) is applied while the probe runs, and only then."""
     from .probing import probe_under_settings
 
     require_int("samples", samples, 1)
     require_int("batch_size", batch_size, 1)
-    if prompts:
+    if prompts or legit is not None:
         for s in settings:  # validate everything before the first setting runs
             check_supported(model, s)
+    if prompts:
         encode_prompts(model, prompts, max_new_tokens)
+    if legit is not None:
+        from .prompts import has_chat_template
+
+        legit.require_chat_template(has_chat_template(model.tokenizer), model.name)
     result = CompareResult(
         model=model.info(),
         dtype=model.dtype,
@@ -222,6 +257,8 @@ def run_compare(
                 batch_size=batch_size,
                 progress=offset(progress, sum(rows[:i]), sum(rows)),
             )
+    for s in settings if legit is not None else []:
+        result.legit[s.name] = run_legit(model, legit, s, seed=seed, batch_size=batch_size, progress=progress)
     if probe_sentences:
         probed = [s for s in settings if not s.is_beam]
         under = {}

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import Backend
+from .decoding import DecodingSetting
 from .errors import RepcheckError, require_int
+from .legit import LegitResult, LegitSuite
 from .metric_info import SUMMARY_METRICS
 from .probing import probe
 from .progress import ProgressCallback
@@ -28,6 +30,29 @@ class DiffResult:
     labels: list[str]  # one per model, unique
     runs: list[ProbeResult]  # one per model, same sentences in the same order
     created: str = field(default_factory=utc_now)
+    legit: list[LegitResult] = field(default_factory=list)  # one per model, with a legit suite
+
+    def legit_deltas(self) -> list[dict[str, Any]]:
+        """For each model after the first: the legit pass rate's paired difference over cases
+        against the first model (mean of per-case differences, 95% interval)."""
+        if not self.legit:
+            return []
+        base = [float(c.passed) for c in self.legit[0].cases]
+        rows = []
+        for label, result in zip(self.labels[1:], self.legit[1:]):
+            mean, lo, hi = mean_ci95([float(c.passed) - b for c, b in zip(result.cases, base, strict=True)])
+            rows.append(
+                {
+                    "model": label,
+                    "reference": self.labels[0],
+                    "metric": "legit_pass_rate",
+                    "reference_value": self.legit[0].pass_rate,
+                    "value": result.pass_rate,
+                    "delta": mean,
+                    "ci95": [lo, hi],
+                }
+            )
+        return rows
 
     def deltas(self) -> list[dict[str, Any]]:
         """For each model after the first and each summary metric: the paired delta vs the first."""
@@ -100,9 +125,14 @@ class DiffResult:
                     {"label": label, **run.model, "dtype": run.dtype, "device": run.device}
                     for label, run in zip(self.labels, self.runs)
                 ],
-                "deltas": self.deltas(),
+                "deltas": self.deltas() + self.legit_deltas(),
                 "copy_deltas": self.copy_deltas(),
                 "runs": [run.to_dict() for run in self.runs],
+                **(
+                    {"legit": [{"label": lab, **lg.to_dict()} for lab, lg in zip(self.labels, self.legit)]}
+                    if self.legit
+                    else {}
+                ),  # fmt: skip
             }
         )
 
@@ -139,6 +169,8 @@ def diff_models(
     prefix: str | None = None,
     batch_size: int = 8,
     labels: Sequence[str] | None = None,
+    legit: LegitSuite | None = None,
+    legit_setting: DecodingSetting | None = None,
     progress: ProgressCallback | None = None,
     **load_options: Any,
 ) -> DiffResult:
@@ -146,9 +178,13 @@ def diff_models(
 
     ``models``: loaded backends, or specs (``"smollm2-135m"``, a directory, a .gguf) that are
     loaded with ``load_options`` (dtype, device, backend, ...), probed and freed one at a time.
+    With ``legit`` (a legitimate-repetition suite), each model also runs it under
+    ``legit_setting`` (greedy by default): what a fine-tune broke, beside what it fixed.
     """
     from .backends import load_model
     from .backends.registry import check_model_spec
+    from .decoding import parse_setting
+    from .legit import run_legit
 
     if len(models) < 2:
         raise RepcheckError("diff needs at least two models", param="model")
@@ -163,7 +199,8 @@ def diff_models(
     labels = list(labels) if labels is not None else unique_labels(names)
     if len(labels) != len(models):
         raise RepcheckError(f"{len(labels)} labels for {len(models)} models", param="labels")
-    runs = []
+    setting = legit_setting or parse_setting("greedy")
+    runs, legits = [], []
     for label, m in zip(labels, models):
         if progress:
             progress(f"loading {label}", 0, 0)
@@ -173,7 +210,9 @@ def diff_models(
             runs.append(
                 probe(model, list(sentences), repeats=repeats, prefix=prefix, batch_size=batch_size, progress=relabel)
             )
+            if legit is not None:
+                legits.append(run_legit(model, legit, setting, batch_size=max(batch_size, 16), progress=progress))
         finally:
             if isinstance(m, str):
                 model.close()  # loaded here: free it before the next one
-    return DiffResult(labels, runs)
+    return DiffResult(labels, runs, legit=legits)

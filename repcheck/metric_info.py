@@ -82,6 +82,16 @@ METRICS: dict[str, MetricInfo] = {
             unit_interval=False,
         ),  # fmt: skip
         _m("n_tokens", "tokens", None, "compare", "continuation", "continuation length", unit_interval=False),
+        _m("eos_rate", "EOS rate", None, "compare", "setting", "share of continuations that end at a stop token"),
+        # ---- the legitimate-repetition suite (repcheck.legit) -------------------------------
+        _m(
+            "pass_rate",
+            "legit pass",
+            "higher",
+            "compare",
+            "setting",
+            "share of legitimate-repetition cases passed",
+        ),
     ]
 }
 

@@ -227,6 +227,9 @@ def compare_figures(doc: dict[str, Any], directory: Path, fmt: str) -> list[Path
     if any("metrics" in s for s in doc["settings"]):
         written.append(directory / f"metrics.{fmt}")
         plot_compare_metrics(doc, written[-1])
+    if any("metrics" in s and "legit" in s for s in doc["settings"]):
+        written.append(directory / f"tradeoff.{fmt}")
+        plot_tradeoff(doc, written[-1])
     if any("probe" in s for s in doc["settings"]):
         written.append(directory / f"curves.{fmt}")
         plot_compare_curves(doc, written[-1])
@@ -267,6 +270,64 @@ def plot_compare_metrics(doc: dict[str, Any], path: str | Path):
             f"Repetition by decoding setting, {doc['model']['name']} ({doc['dtype']}): "
             f"{n_prompts} prompt{'s' if n_prompts != 1 else ''} × {doc['max_new_tokens']} new tokens, seed {doc['seed']}",
             fontsize=10,
+        )
+        return save(fig, path)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """Which (cost, benefit) points no other point beats on both: no other has a cost as low
+    and a benefit as high, one of them strictly."""
+    return [
+        not any(c2 <= c and b2 >= b and (c2 < c or b2 > b) for j, (c2, b2) in enumerate(points) if j != i)
+        for i, (c, b) in enumerate(points)
+    ]
+
+
+def plot_tradeoff(doc: dict[str, Any], path: str | Path):
+    """What each setting removes against what it breaks: loop rate (left) and seq-rep-4 (right)
+    on x, the legitimate-repetition pass rate on y, one point per setting with 95% intervals;
+    the settings no other beats on both are filled and joined (the ones worth choosing from)."""
+    settings = [s for s in doc["settings"] if "metrics" in s and "legit" in s]
+    axes_spec = [
+        ("loop rate (share of continuations ending in a loop)", lambda s: s["loop_rate"], lambda s: s["loop_rate_ci95"]),
+        ("seq-rep-4 (mean over prompts)", lambda s: s["metrics"]["seq_rep_4"]["mean"],
+         lambda s: s["metrics"]["seq_rep_4"]["ci95"]),
+    ]  # fmt: skip
+    colors = cmap()
+    with style():
+        fig, axes = figure(12.5, 5.4, 1, 2, sharey=True)
+        for ax, (xlabel, getx, getci) in zip(axes, axes_spec):
+            xs = [getx(s) for s in settings]
+            ys = [s["legit"]["pass_rate"] for s in settings]
+            front = pareto_front([(math.nan if x is None else x, y) for x, y in zip(xs, ys)])
+            for i, s in enumerate(settings):
+                if xs[i] is None:
+                    continue
+                xlo, xhi = (v if v is not None else xs[i] for v in getci(s))
+                ylo, yhi = s["legit"]["ci95"]
+                color = colors(i % 10)
+                ax.errorbar(
+                    xs[i], ys[i], xerr=[[max(0, xs[i] - xlo)], [max(0, xhi - xs[i])]],
+                    yerr=[[max(0, ys[i] - ylo)], [max(0, yhi - ys[i])]], fmt="*" if front[i] else "o",
+                    ms=13 if front[i] else 7, color=color, mfc=color if front[i] else "white", capsize=2, lw=0.9,
+                    label=short(s["name"], 40) + (" (no better setting)" if front[i] else ""),
+                )  # fmt: skip
+                ax.annotate(short(s["name"], 28), (xs[i], ys[i]), textcoords="offset points", xytext=(6, 5), fontsize=7)
+            best = sorted((x, y) for x, y, f in zip(xs, ys, front) if f and x is not None)
+            if len(best) > 1:
+                ax.plot(*zip(*best), color="grey", lw=0.8, ls="--", zorder=0)
+            ax.set_xlabel(xlabel + "  ← better")
+            ax.set_xlim(left=-0.02)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylim(-0.02, 1.05)
+        axes[0].set_ylabel("legitimate repetition passed (share of cases)  ↑ better")
+        axes[1].legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        suite = doc.get("legit_suite", {})
+        fig.suptitle(
+            f"What each setting removes vs what it breaks, {doc['model']['name']} ({doc['dtype']}): "
+            f"{len(doc['prompts'])} prompts × {doc['max_new_tokens']} tokens; legit suite {suite.get('name')} "
+            f"({suite.get('cases')} cases); 95% intervals; stars: no other setting is better on both",
+            fontsize=9,
         )
         return save(fig, path)
 

@@ -165,6 +165,22 @@ def next_token_metrics(targets: Sequence[Sequence[int]], predictions: Sequence[S
     return out
 
 
+def length_matched_seq_rep(
+    before: Sequence[Sequence[Hashable]], after: Sequence[Sequence[Hashable]], n: int = 4
+) -> tuple[float, float]:
+    """seq-rep-n of paired continuations (the same prompts, two models) each cut to the shorter
+    one's length, mean over the pairs where that length has an n-gram: shorter answers repeat
+    less for that reason alone, and this comparison takes it out."""
+    pairs = [(b[: min(len(b), len(a))], a[: min(len(b), len(a))]) for b, a in zip(before, after, strict=True)]
+    pairs = [(b, a) for b, a in pairs if len(b) >= n]
+    if not pairs:
+        return math.nan, math.nan
+    return (
+        sum(seq_rep_n(b, n) for b, _ in pairs) / len(pairs),
+        sum(seq_rep_n(a, n) for _, a in pairs) / len(pairs),
+    )
+
+
 def continuation_metrics(token_ids: Sequence[int], text: str) -> dict:
     """Every per-continuation metric, on token ids and on whitespace words."""
     loop = detect_loop(token_ids)

@@ -96,3 +96,15 @@ def spearman(a, b) -> float:
     if ra.std() == 0 or rb.std() == 0:
         return math.nan
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
+    """Wilson's 95% score interval for a proportion (sound at 0 and n successes, where the
+    normal approximation collapses to a point); NaN for n = 0."""
+    if n == 0:
+        return math.nan, math.nan
+    z = 1.959964
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

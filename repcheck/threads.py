@@ -110,3 +110,30 @@ def apply_threads(requested: int | None = None) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+class LoadMeter:
+    """How busy other processes kept the machine while a measurement ran (benchmarks print it
+    beside their figures: a busy machine can make a run three times slower than an idle one)."""
+
+    def __enter__(self) -> LoadMeter:
+        self.began = (time.monotonic(), _cpu_jiffies(), _own_cpu_seconds())
+        self.others: float | None = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.monotonic() - self.began[0]
+        now = _cpu_jiffies()
+        if now is None or self.began[1] is None or wall <= 0:
+            return
+        busy, total = now[0] - self.began[1][0], now[1] - self.began[1][1]
+        if total > 0:
+            own = (_own_cpu_seconds() - self.began[2]) / wall
+            self.others = max(0.0, (os.cpu_count() or 1) * busy / total - own)
+
+    def describe(self) -> str:
+        cores = os.cpu_count() or 1
+        load = f"load average {os.getloadavg()[0]:.2f} on {cores} cores" if hasattr(os, "getloadavg") else ""
+        if self.others is None:
+            return load or "load not measurable here"
+        return f"{load}; other processes kept {self.others:.1f} cores busy during the run"

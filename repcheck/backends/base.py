@@ -165,17 +165,39 @@ class LogitsRow(NamedTuple):
 class GenerationRequest:
     """Continue every prompt (token ids, already rendered) under one decoding setting.
 
-    ``samples`` continuations per prompt when the setting samples, one otherwise; each is
-    seeded by (seed, prompt index, sample), so the text does not depend on ``batch_size``
-    (continuations per engine call, where the engine batches).
+    ``max_new_tokens``: one budget for every prompt, or one per prompt. ``samples``
+    continuations per prompt when the setting samples, one otherwise; each is seeded by (seed,
+    prompt index, sample), so the text does not depend on ``batch_size`` (continuations per
+    engine call, where the engine batches) nor on which prompts share a batch.
     """
 
     prompts: Sequence[Sequence[int]]
     setting: DecodingSetting
-    max_new_tokens: int
+    max_new_tokens: int | Sequence[int]
     samples: int = 1
     seed: int = 0
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        from ..errors import require_int
+
+        if not isinstance(self.max_new_tokens, int) and len(self.max_new_tokens) != len(self.prompts):
+            raise RepcheckError(f"{len(self.max_new_tokens)} budgets for {len(self.prompts)} prompts")
+        for budget in [self.max_new_tokens] if isinstance(self.max_new_tokens, int) else self.max_new_tokens:
+            require_int("max_new_tokens", budget, 1)
+        require_int("samples", self.samples, 1)
+        require_int("batch_size", self.batch_size, 1)
+
+    def budget(self, prompt_index: int) -> int:
+        """New tokens allowed for this prompt's continuations."""
+        if isinstance(self.max_new_tokens, int):
+            return self.max_new_tokens
+        return int(self.max_new_tokens[prompt_index])
+
+    @property
+    def longest(self) -> int:
+        """The largest budget."""
+        return max(self.budget(i) for i in range(len(self.prompts))) if self.prompts else 0
 
     @property
     def per_prompt(self) -> int:

@@ -81,11 +81,30 @@ def _as_model_defaults(model, config):
         model.generation_config = original
 
 
+def chunks(request: GenerationRequest) -> list[list[int]]:
+    """Rows of ``request.rows()`` grouped into ``generate`` calls: rows of one budget together
+    (a call has one ``max_new_tokens``), prompts of similar length together (less padding), at
+    most ``batch_size`` a call. The text does not depend on the grouping (tested)."""
+    rows = request.rows()
+
+    def budget(k: int) -> int:
+        return request.budget(rows[k][0])
+
+    order = sorted(range(len(rows)), key=lambda k: (budget(k), len(request.prompts[rows[k][0]])))
+    out: list[list[int]] = []
+    for k in order:
+        if out and len(out[-1]) < request.batch_size and budget(out[-1][0]) == budget(k):
+            out[-1].append(k)
+        else:
+            out.append([k])
+    return out
+
+
 def generate(
     backend: HFBackend, request: GenerationRequest, progress: ProgressCallback | None = None
 ) -> list[RawGeneration]:
     """Continue every prompt of ``request`` with transformers' ``generate``, ``batch_size``
-    continuations per call."""
+    continuations per call (``chunks``)."""
     import torch
 
     from ..processors import SeededSampler, row_seed
@@ -94,20 +113,19 @@ def generate(
     setting = request.setting
     rows = request.rows()
     stop = eos_ids(backend)
-    config = generation_config(backend, setting, request.max_new_tokens, stop)
-    out: list[RawGeneration] = []
-    label = f"generating: {setting.name}"
+    out: list[RawGeneration | None] = [None] * len(rows)
+    label, done = f"generating: {setting.name}", 0
     if progress:
         progress(label, 0, len(rows))
-    for start in range(0, len(rows), request.batch_size):
-        chunk = rows[start : start + request.batch_size]
-        seqs = [request.prompts[i] for i, _ in chunk]
+    for chunk in chunks(request):
+        picked = [rows[k] for k in chunk]
+        config = generation_config(backend, setting, request.budget(picked[0][0]), stop)
         # Left padding: every prompt ends at column `width`, where generation starts.
-        input_ids, attention_mask, offsets = pad_batch(seqs, backend.pad_id, "left")
+        input_ids, attention_mask, offsets = pad_batch([request.prompts[i] for i, _ in picked], backend.pad_id, "left")
         width = input_ids.shape[1]
         processors = setting.logits_processors(backend.tokenizer, prompt_length=width, pad_lengths=offsets)
         if setting.do_sample:
-            processors.append(SeededSampler([row_seed(request.seed, i, s) for i, s in chunk]))
+            processors.append(SeededSampler([row_seed(request.seed, i, s) for i, s in picked]))
         with torch.inference_mode(), _as_model_defaults(backend.model, config):
             result = backend.model.generate(
                 input_ids=input_ids.to(backend.input_device),
@@ -115,10 +133,11 @@ def generate(
                 generation_config=config,
                 logits_processor=processors,
             )
-        for (prompt_index, sample), seq in zip(chunk, result[:, width:].tolist()):
-            end = next((k for k, t in enumerate(seq) if t in stop), None)
+        for k, (prompt_index, sample), seq in zip(chunk, picked, result[:, width:].tolist()):
+            end = next((j for j, t in enumerate(seq) if t in stop), None)
             tokens = seq if end is None else seq[:end]
-            out.append(RawGeneration(prompt_index, sample, tokens, "length" if end is None else "eos"))
+            out[k] = RawGeneration(prompt_index, sample, tokens, "length" if end is None else "eos")
+        done += len(chunk)
         if progress:
-            progress(label, min(start + request.batch_size, len(rows)), len(rows))
-    return out
+            progress(label, done, len(rows))
+    return out  # type: ignore[return-value]

@@ -127,7 +127,8 @@ class LlamaCppBackend(EngineBackend):
             progress(label, 0, total)
         for index, prompt in enumerate(request.prompts):
             prompt = list(prompt)
-            self._check_length(len(prompt) + request.max_new_tokens)
+            budget = request.budget(index)
+            self._check_length(len(prompt) + budget)
             self._evaluate(prompt)
             for sample in range(request.per_prompt):
                 processors = setting.logits_processors(self.tokenizer, prompt_length=len(prompt))
@@ -135,7 +136,7 @@ class LlamaCppBackend(EngineBackend):
                     processors.append(SeededSampler([row_seed(request.seed, index, sample)]))
                 ids, new, finish = list(prompt), [], "length"
                 with torch.inference_mode():
-                    for step in range(request.max_new_tokens):
+                    for step in range(budget):
                         if step:
                             self._evaluate(ids, keep=len(ids) - 1)
                         scores = self._rows(len(ids) - 1, len(ids))  # [1, V]

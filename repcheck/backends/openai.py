@@ -237,7 +237,6 @@ class OpenAIBackend(BaseBackend):
         n = request.per_prompt
         body_common = {
             "model": self.served,
-            "max_tokens": request.max_new_tokens,
             "n": n,
             **sampling_params(request.setting),
             "logprobs": 0,
@@ -247,7 +246,13 @@ class OpenAIBackend(BaseBackend):
 
         def one(item):
             index, ids = item
-            doc = self.client.post("/completions", {**body_common, "prompt": list(ids), "seed": request.seed + index})
+            body = {
+                **body_common,
+                "prompt": list(ids),
+                "max_tokens": request.budget(index),
+                "seed": request.seed + index,
+            }
+            doc = self.client.post("/completions", body)
             out = []
             for sample, choice in enumerate(sorted(doc.get("choices", []), key=lambda c: c.get("index", 0))):
                 try:

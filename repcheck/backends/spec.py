@@ -139,3 +139,24 @@ def hub_error(target: ResolvedSpec, err: Exception) -> RepcheckError:
 def one_line(err: Exception) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def chat_template_on_disk(spec: str) -> bool | None:
+    """Whether the model ``spec`` names has a chat template, read from its files without loading
+    anything (so chat prompts can be refused before a model loads); None where only loading its
+    tokenizer can tell (a hub id, a GGUF file, a served model)."""
+    import json
+
+    source = locate(spec)
+    if source == "builtin":
+        return True  # SmolLM2-135M-Instruct's GGUF carries its template (a test checks)
+    if source != "local":
+        return None
+    directory = Path(spec).expanduser()
+    if any((directory / name).is_file() for name in ("chat_template.jinja", "chat_template.json")):
+        return True
+    try:
+        config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return bool(config.get("chat_template")) if isinstance(config, dict) else None

@@ -90,7 +90,7 @@ class VLLMBackend(EngineBackend):
         params = [
             SamplingParams(
                 n=n,
-                max_tokens=request.max_new_tokens,
+                max_tokens=request.budget(i),
                 seed=request.seed + i,
                 stop_token_ids=list(self.stop_ids),
                 detokenize=False,

@@ -25,12 +25,40 @@ from .plot_cmd import plot_command
 from .probe_cmd import probe_command
 from .train_cmd import train_command
 
+#: options whose value may be left out, and the value they then take (Typer has no optional
+#: values): ``--legit`` alone is the shipped suite, ``--legit FILE`` a suite file
+OPTIONAL_VALUES = {"--legit": "legit"}
+
+
+def fill_optional_values(argv: list[str]) -> list[str]:
+    """``--legit`` without a value gets its default. What follows it is its value when it is a
+    .jsonl path, an existing file or the shipped suite's name; anything else (another option,
+    the prompt) is left alone."""
+
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg in OPTIONAL_VALUES:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            takes = nxt is not None and (
+                nxt == OPTIONAL_VALUES[arg]
+                or nxt.endswith(".jsonl")
+                or (not nxt.startswith("-") and os.path.isfile(nxt))
+            )
+            if not takes:
+                out.append(OPTIONAL_VALUES[arg])
+    return out
+
 
 class OneLineErrors(TyperGroup):
     """Usage errors (``--repeats abc``, an unknown option, a missing argument) as one line
     on stderr with exit code 2, like every other bad input, instead of a boxed panel."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(self, args=None, *rest, standalone_mode: bool = True, **kwargs):
+        args = fill_optional_values(list(sys.argv[1:] if args is None else args))
+        return self._main(args, *rest, standalone_mode=standalone_mode, **kwargs)
+
+    def _main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:

@@ -68,6 +68,7 @@ def compare_command(
             "metrics (rep/wrep at 16/32/128/512 tokens of context, accuracy, perplexity, uniq).",
         ),
     ] = None,
+    legit: opt.LegitOpt = None,
     model: opt.ModelOpt = opt.DEFAULT,
     dtype: opt.DtypeOpt = opt.Dtype.float32,
     load: ModelLoader = ModelLoader(),
@@ -95,15 +96,17 @@ def compare_command(
         raise RepcheckError("--limit goes with --prompts")
     texts = read_sentences(prompts, limit=limit) if prompts is not None else ([prompt] if prompt is not None else [])
     human = read_sentences(next_token) if next_token is not None else []
-    if not texts and probe_sentence is None and not human:
+    if not texts and probe_sentence is None and not human and legit is None:
         raise RepcheckError(
-            "give a PROMPT, --prompts FILE, --probe SENTENCE or --next-token FILE (see `repcheck compare --help`)"
+            "give a PROMPT, --prompts FILE, --probe SENTENCE, --next-token FILE or --legit (see "
+            "`repcheck compare --help`)"
         )
     if probe_sentence is not None and not probe_sentence.strip():
         raise RepcheckError("the --probe sentence is empty")
     settings = resolve_settings(setting or [], preset, settings_file)
+    legit_suite = opt.read_legit(legit)
     # everything the backend cannot do is refused before any model loads or server is contacted
-    for s in settings if texts else []:
+    for s in settings if texts or legit is not None else []:
         check_supported(load.backend, s)
     backend = entry(load.backend)
     if probe_sentence is not None and not backend.capabilities.full_distributions:
@@ -123,6 +126,7 @@ def compare_command(
         around = Ablation.of_heads(ablate_heads)
     outputs.check()
     check_model_spec(load.backend, model)
+    opt.check_legit_models(legit_suite, [model], load.backend)
 
     with progress_callback(quiet) as cb:
         lm = load.load(model, dtype=dtype.value, progress=cb)
@@ -138,6 +142,7 @@ def compare_command(
             repeats=repeats,
             next_token_texts=human,
             around_probe=around,
+            legit=legit_suite,
             progress=cb,
         )
         written = outputs.write(result)
@@ -177,42 +182,60 @@ def _print(result) -> None:
 
     console = stdout_console()
     doc = result.to_dict()
-    rows = [s for s in doc["settings"] if "metrics" in s]
+    rows = [s for s in doc["settings"] if "metrics" in s or "legit" in s]
+    generated = any("metrics" in s for s in rows)
+    legit = doc.get("legit_suite")
     if rows:
         n = len(doc["prompts"])
-        console.print(
-            escape(
-                f"{doc['model']['name']} ({doc['dtype']}, {doc['device']}): {plural(n, 'prompt')} × "
-                f"{doc['max_new_tokens']} new tokens, seed {doc['seed']}; means over prompts (n-grams on token ids)"
-            ),
-            soft_wrap=True,
-        )
-        cols = [
-            ("seq-rep-4", "seq_rep_4", lambda s: s["metrics"]["seq_rep_4"]["mean"]),
-            ("rep-sen", "rep_sen", lambda s: s["metrics"]["rep_sen"]["mean"]),
-            ("loop rate", "loop_rate", lambda s: s["loop_rate"]),
-            ("distinct-2", "distinct_2", lambda s: s["metrics"]["distinct_2"]["mean"]),
-            ("mean log-prob", "mean_logprob", lambda s: s["metrics"]["mean_logprob"]["mean"]),
-            ("tokens/s", None, lambda s: s["tokens_per_s"]),
-        ]
+        said = [f"{doc['model']['name']} ({doc['dtype']}, {doc['device']})"]
+        if generated:
+            said.append(
+                f"{plural(n, 'prompt')} × {doc['max_new_tokens']} new tokens, seed {doc['seed']}; means over prompts "
+                "(n-grams on token ids)"
+            )
+        if legit:
+            said.append(
+                f"legit pass: share of the {legit['cases']} cases of the legitimate-repetition suite "
+                f"{legit['name']} passed, [95% interval]: what the setting breaks"
+            )
+        console.print(escape(": ".join(said[:2]) + ("; " + said[2] if len(said) > 2 else "")), soft_wrap=True)
+        cols = []
+        if generated:
+            cols += [
+                ("seq-rep-4", "seq_rep_4", lambda s: s["metrics"]["seq_rep_4"]["mean"]),
+                ("rep-sen", "rep_sen", lambda s: s["metrics"]["rep_sen"]["mean"]),
+                ("loop rate", "loop_rate", lambda s: s["loop_rate"]),
+                ("distinct-2", "distinct_2", lambda s: s["metrics"]["distinct_2"]["mean"]),
+                ("mean log-prob", "mean_logprob", lambda s: s["metrics"]["mean_logprob"]["mean"]),
+            ]
+        if legit:
+            cols.append(("legit pass", "pass_rate", lambda s: s["legit"]["pass_rate"]))
+        if generated:
+            cols.append(("tokens/s", None, lambda s: s["tokens_per_s"]))
         table = Table()
         table.add_column("setting", overflow="fold")
         for name, _, _ in cols:
             table.add_column(name, justify="right")
         bests = {
-            name: best(key, [get(s) for s in rows if get(s) is not None]) if key else None for name, key, get in cols
+            name: best(key, [v for s in rows if (v := _get(get, s)) is not None]) if key else None
+            for name, key, get in cols
         }
         for s in rows:
             cells = []
             for name, _, get in cols:
-                v = get(s)
+                v = _get(get, s)
                 text = fmt(v, 1) if name == "tokens/s" else fmt(v)
+                if name == "legit pass" and v is not None:
+                    lo, hi = s["legit"]["ci95"]
+                    text = f"{text} [{fmt(lo, 2)}, {fmt(hi, 2)}]"
                 highlighted = v is not None and v == bests[name] and len(rows) > 1
-                cells.append(f"[bold green]{text}[/]" if highlighted else text)
+                cells.append(f"[bold green]{escape(text)}[/]" if highlighted else escape(text))
             table.add_row(escape(s["name"]), *cells)
         console.print(table)
         console.print("[bold green]green[/]: the best value of a column (lower or higher, by the metric).")
-        for s in rows:
+        if legit:
+            _print_legit_categories(console, rows)
+        for s in (s for s in rows if "metrics" in s):
             example = " ".join(s["example"].split())
             console.print(
                 f"[bold]{escape(s['name'])}[/]: {escape(example[:160])}{'…' if len(example) > 160 else ''}",
@@ -262,3 +285,31 @@ def _print(result) -> None:
                 "never" if lock is None else f"{lock:.0f}",
             )
         console.print(table)
+
+
+def _get(get, s):
+    """A table cell's value, None where the setting has no such block."""
+    try:
+        return get(s)
+    except KeyError:
+        return None
+
+
+def _print_legit_categories(console, rows) -> None:
+    """The legit pass rate per category, one column per setting."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    named = [s for s in rows if "legit" in s]
+    categories = list(named[0]["legit"]["by_category"])
+    table = Table(title="legit pass by category (passed/cases)", title_justify="left")
+    table.add_column("category")
+    for s in named:
+        table.add_column(escape(s["name"]), justify="right", overflow="fold")
+    for cat in categories:
+        cells = []
+        for s in named:
+            b = s["legit"]["by_category"][cat]
+            cells.append(f"{fmt(b['pass_rate'], 2)} ({b['passed']}/{b['n']})")
+        table.add_row(escape(cat), *cells)
+    console.print(table)

@@ -32,6 +32,7 @@ def diff_command(
     repeats: opt.RepeatsOpt = 10,
     prefix: opt.PrefixOpt = None,
     batch_size: opt.BatchOpt = 8,
+    legit: opt.LegitOpt = None,
     dtype: opt.DtypeOpt = opt.Dtype.float32,
     load: ModelLoader = ModelLoader(),
     outputs: Outputs = Outputs(),
@@ -40,7 +41,7 @@ def diff_command(
 ) -> None:
     """Probe two or more checkpoints on the same sentences and show them side by side, with paired deltas against the first model.
 
-    Models are loaded, probed and freed one at a time, so two large checkpoints never need to fit in memory together. Every model runs on the same --backend (e.g. two GGUF quantizations on llamacpp).
+    Models are loaded, probed and freed one at a time, so two large checkpoints never need to fit in memory together. Every model runs on the same --backend (e.g. two GGUF quantizations on llamacpp). With --legit, each model also runs the legitimate-repetition suite greedily: what a fine-tune broke beside what it fixed.
     """
     from ..backends.registry import check_model_spec
     from ..diff import diff_models
@@ -58,6 +59,8 @@ def diff_command(
     if limit is not None and file is None:
         raise RepcheckError("--limit goes with --file")
     texts = read_sentences(file, limit=limit) if file is not None else [sentence]
+    legit_suite = opt.read_legit(legit)
+    opt.check_legit_models(legit_suite, models, load.backend)
     outputs.check()
     with progress_callback(quiet) as cb:
         load.apply_threads()
@@ -67,6 +70,7 @@ def diff_command(
             repeats=repeats,
             prefix=prefix,
             batch_size=batch_size,
+            legit=legit_suite,
             progress=cb,
             dtype=dtype.value,
             device=load.device,
@@ -109,4 +113,10 @@ def _print(result) -> None:
             d = deltas[(lab, m)]
             cells.append(fmt_interval(d["delta"], *d["ci95"], n, probability=False, signed=True))
         table.add_row(f"{m} ({label(m)})", *cells)
+    if result.legit:  # what each model breaks: the legitimate-repetition suite, greedy
+        cases = len(result.legit[0].cases)
+        cells = [fmt_interval(lg.pass_rate, *lg.ci95, cases) for lg in result.legit]
+        cells += [fmt_interval(d["delta"], *d["ci95"], cases, probability=False, signed=True)
+                  for d in result.legit_deltas()]  # fmt: skip
+        table.add_row(f"legit pass ({cases} cases, greedy)", *cells)
     console.print(table)

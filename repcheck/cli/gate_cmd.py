@@ -65,9 +65,10 @@ def create(
     from ..provenance import dumps
 
     the_suite = load_suite(suite) if suite is not None else Suite()
-    suite_inputs(the_suite)  # its sentence and prompt files must be readable before a model loads
+    inputs = suite_inputs(the_suite)  # its sentence, prompt and legit files must be readable before a model loads
     check_writable_file(output, "output")
     check_model_spec(load.backend, model)
+    _check_legit_models(inputs, model, load.backend)
     with progress_callback(quiet) as cb:
         lm = load.load(model, dtype=the_suite.dtype, progress=cb)
         doc = create_baseline(lm, the_suite, cb)
@@ -133,6 +134,7 @@ def check_command(
         if path is not None:
             check_writable_file(path, param)
     check_model_spec(load.backend, model)
+    _check_legit_models(doc.get("inputs") or {}, model, load.backend)
     with progress_callback(quiet) as cb:
         lm = load.load(model, dtype=run_dtype, progress=cb)
         result = check(
@@ -163,6 +165,14 @@ def check_command(
     else:
         _print(result, quiet)
     raise typer.Exit(result.exit_code)
+
+
+def _check_legit_models(inputs: dict, model: str, backend: str) -> None:
+    """A suite's legit cases with conversations need a model with a chat template."""
+    if inputs.get("legit"):
+        from ..legit.suite import suite_from_dicts
+
+        opt.check_legit_models(suite_from_dicts("the suite's legit cases", inputs["legit"]), [model], backend)
 
 
 def _print(result, quiet: bool) -> None:

@@ -101,3 +101,34 @@ AblateHeadsOpt = Annotated[
         help="Zero these heads' outputs while probing: LAYER.HEAD[,LAYER.HEAD...] (0-based), e.g. from repcheck explain.",
     ),
 ]
+LegitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--legit",
+        show_default=False,
+        metavar="[FILE]",
+        help="Also run a legitimate-repetition suite (copy on request, quotes, lists, code, tables, JSON, refrains, "
+        "translation, say it again): --legit alone is the shipped suite, --legit FILE.jsonl your own "
+        "(format: docs/legit.md). What a cure breaks, beside what it fixes.",
+    ),
+]
+
+
+def read_legit(value: str | None):
+    """The legit suite asked for, read and checked now (before any model loads), or None."""
+    if value is None:
+        return None
+    from ..legit import load_legit_suite
+
+    return load_legit_suite(value)
+
+
+def check_legit_models(suite, model_specs: list[str], backend: str) -> None:
+    """A suite with chat cases is refused for a model whose files show that it has no chat
+    template (once the specs are known to exist; a served model is asked when it is loaded)."""
+    from ..backends.registry import entry
+    from ..backends.spec import chat_template_on_disk
+
+    if suite is not None and suite.needs_chat_template and entry(backend).local_specs:
+        for spec in model_specs:
+            suite.require_chat_template(chat_template_on_disk(spec), spec)

@@ -133,14 +133,24 @@ def _print(report: _Report) -> None:
     for col in ("", "before", "after", "change", "better"):
         table.add_column(col, justify="left" if col in ("", "better") else "right")
     for row in doc["comparison"]:
-        improved = (row["change"] < 0) == (row["better"] == "lower") and row["change"] != 0
-        style = "green" if improved else "red" if row["change"] != 0 else ""
+        improved = (row["change"] < 0) == (row["better"] == "lower")
+        style = "" if row["better"] is None or row["change"] == 0 else "green" if improved else "red"
         change = fmt(row["change"], signed=True)
         table.add_row(
             row["label"],
             fmt(row["before"]),
             fmt(row["after"]),
             f"[{style}]{change}[/]" if style else change,
-            row["better"],
+            row["better"] or "–",
         )
     console.print(table)
+    if doc.get("legit_by_category"):
+        table = Table(title="legitimate repetition passed, by category", title_justify="left")
+        for col in ("category", "cases", "before", "after", "change"):
+            table.add_column(col, justify="left" if col == "category" else "right")
+        for row in doc["legit_by_category"]:
+            table.add_row(
+                escape(row["category"]), str(row["n"]), fmt(row["before"]), fmt(row["after"]),
+                fmt(row["change"], signed=True),
+            )  # fmt: skip
+        console.print(table)

@@ -24,13 +24,16 @@ from .suite import Suite
 READABLE_SCHEMAS = (1, SCHEMA_VERSION)
 
 
-def suite_inputs(suite: Suite) -> dict[str, list[str]]:
-    """The sentences and prompts the suite's files name, read now."""
-    return {"sentences": suite.sentences(), "prompts": suite.prompts() if suite.compare else []}
+def suite_inputs(suite: Suite) -> dict[str, list]:
+    """The sentences, prompts and legit cases the suite's files name, read now."""
+    inputs: dict[str, list] = {"sentences": suite.sentences(), "prompts": suite.prompts() if suite.compare else []}
+    if suite.legit:
+        inputs["legit"] = suite.legit_cases()
+    return inputs
 
 
 def measure(
-    model: Backend, suite: Suite, inputs: dict[str, list[str]], progress: ProgressCallback | None = None
+    model: Backend, suite: Suite, inputs: dict[str, list], progress: ProgressCallback | None = None
 ) -> dict[str, Estimate]:
     """Run the suite on ``model`` with these sentences and prompts: every metric of
     ``suite.metric_names()``."""
@@ -72,6 +75,16 @@ def measure(
             for i, m in enumerate(GATE_COMPARE_METRICS):
                 key = "loop" if m == "loop_rate" else m
                 out[f"compare.{s.name}.{m}"] = bootstrap_stderr(cmp.per_prompt(s.name, key), boot, suite.seed + 100 + i)
+    if suite.legit:
+        from ..legit import run_legit
+        from ..legit.suite import suite_from_dicts
+
+        cases = suite_from_dicts(f"legit suite {suite.legit.suite}", inputs["legit"])
+        for i, text in enumerate(suite.legit.settings):
+            s = parse_setting(text)
+            result = run_legit(model, cases, s, seed=suite.seed, batch_size=suite.probe.batch_size, progress=progress)
+            passed = [float(c.passed) for c in result.cases]
+            out[f"legit.{s.name}.pass_rate"] = bootstrap_stderr(passed, boot, suite.seed + 200 + i)
     return out
 
 
@@ -112,7 +125,7 @@ def create_baseline(model: Backend, suite: Suite, progress: ProgressCallback | N
             "bootstrap": {
                 "resamples": suite.gate.bootstrap,
                 "seed": suite.seed,
-                "over": "sentences (probe) / prompts (compare)",
+                "over": "sentences (probe) / prompts (compare) / cases (legit)",
             },
             "suite": suite.to_dict(),
             # The texts themselves, so a check measures exactly these even if the files change.
@@ -150,8 +163,13 @@ def load_baseline(path: str | Path) -> tuple[dict[str, Any], Suite]:
         )
         and inputs["sentences"]
         and (bool(inputs["prompts"]) == (suite.compare is not None))
+        and (("legit" in inputs) == (suite.legit is not None))
     ):
         raise RepcheckError(f"baseline {path}: its 'inputs' block is malformed")
+    if inputs is not None and suite.legit is not None:
+        from ..legit.suite import suite_from_dicts
+
+        suite_from_dicts(f"baseline {path}: inputs.legit", inputs["legit"])  # every stored case still valid
     for name in suite.metric_names():
         m = doc["metrics"].get(name)
         if m is None:

@@ -38,6 +38,12 @@ class CompareBlock:
 
 
 @dataclass
+class LegitBlock:
+    suite: str = "legit"  # the shipped legitimate-repetition suite, or a .jsonl file
+    settings: list[str] = field(default_factory=lambda: ["greedy"])
+
+
+@dataclass
 class GateBlock:
     k: float = 3.0  # default tolerance = max(k * baseline stderr, floor)
     floor: float = 0.01
@@ -54,6 +60,7 @@ class MetricRule:
 class Suite:
     probe: ProbeBlock = field(default_factory=ProbeBlock)
     compare: CompareBlock | None = None
+    legit: LegitBlock | None = None
     gate: GateBlock = field(default_factory=GateBlock)
     dtype: str = "float32"
     seed: int = 0
@@ -64,6 +71,8 @@ class Suite:
         names = [f"probe.{m}" for m in GATE_PROBE_METRICS]
         if self.compare:
             names += [f"compare.{s}.{m}" for s in self.compare.settings for m in GATE_COMPARE_METRICS]
+        if self.legit:
+            names += [f"legit.{s}.pass_rate" for s in self.legit.settings]
         return names
 
     def rule(self, name: str) -> MetricRule:
@@ -77,6 +86,7 @@ class Suite:
         return {
             "probe": asdict(self.probe),
             "compare": asdict(self.compare) if self.compare else None,
+            **({"legit": asdict(self.legit)} if self.legit else {}),
             "gate": asdict(self.gate),
             "dtype": self.dtype,
             "seed": self.seed,
@@ -87,7 +97,7 @@ class Suite:
     def from_dict(cls, d: Any, base_dir: str | Path = ".", where: str = "suite") -> Suite:
         if not isinstance(d, dict):
             raise RepcheckError(f"{where}: expected a table")
-        known = {"probe", "compare", "gate", "dtype", "seed", "metrics"}
+        known = {"probe", "compare", "legit", "gate", "dtype", "seed", "metrics"}
         unknown = set(d) - known
         if unknown:
             raise RepcheckError(
@@ -99,6 +109,7 @@ class Suite:
         suite = cls(
             probe=_block(ProbeBlock, d.get("probe") or {}, f"{where} [probe]"),
             compare=_block(CompareBlock, d["compare"], f"{where} [compare]") if d.get("compare") else None,
+            legit=_block(LegitBlock, d["legit"], f"{where} [legit]") if d.get("legit") else None,
             gate=_block(GateBlock, d.get("gate") or {}, f"{where} [gate]"),
             dtype=d.get("dtype", "float32"),
             seed=d.get("seed", 0),
@@ -146,13 +157,23 @@ class Suite:
                 (integer(c.samples, 1), "compare.samples must be an integer >= 1"),
                 (c.limit is None or integer(c.limit, 1), "compare.limit must be an integer >= 1"),
             ]
+        if self.legit:
+            lg = self.legit
+            checks += [
+                (text(lg.suite), "legit.suite must name the shipped suite (legit) or a .jsonl file"),
+                (
+                    isinstance(lg.settings, list) and lg.settings and all(text(s) for s in lg.settings),
+                    "legit.settings must be a non-empty list of setting strings",
+                ),
+            ]
         for ok, message in checks:
             if not ok:
                 raise RepcheckError(f"{where}: {message}")
-        if self.compare:
-            names = [parse_setting(s).name for s in self.compare.settings]
-            if len(set(names)) != len(names):
-                raise RepcheckError(f"{where}: compare.settings names a setting twice")
+        for block, settings in (("compare", self.compare), ("legit", self.legit)):
+            if settings:
+                names = [parse_setting(s).name for s in settings.settings]
+                if len(set(names)) != len(names):
+                    raise RepcheckError(f"{where}: {block}.settings names a setting twice")
         names = set(self.metric_names())
         for name, rule in self.metrics.items():
             if name not in names:
@@ -171,6 +192,15 @@ class Suite:
     def prompts(self) -> list[str]:
         assert self.compare is not None
         return read_set(self.compare.prompts, self.compare.limit, self.base_dir)
+
+    def legit_cases(self) -> list[dict[str, Any]]:
+        """The legit suite's cases (as their JSON objects), read now."""
+        from ..legit import load_legit_suite
+
+        assert self.legit is not None
+        name = self.legit.suite
+        source = name if name == "legit" else Path(self.base_dir) / name
+        return [c.to_dict() for c in load_legit_suite(source).cases]
 
 
 def _block(cls, d: Any, where: str):
@@ -243,10 +273,17 @@ k = 3.0          # default tolerance of a metric = max(k * baseline stderr, floo
 floor = 0.01
 bootstrap = 1000 # resamples over sentences (or prompts) for each metric's standard error
 
+# Optional: also gate legitimate repetition (the share of the legit suite's cases passed), so a
+# fine-tune or a setting that breaks copying, code or lists fails the check.
+# [legit]
+# suite = "legit"          # the shipped suite, or a .jsonl file relative to this file
+# settings = ["greedy"]
+
 # Per-metric overrides. Directions default to "lower is better" for the repetition metrics
 # (probe.tp_last, probe.tp_rise, probe.tp_mean_repeats, probe.ip_last, probe.wr_last,
 # probe.lock_in_rate, compare.<setting>.seq_rep_4 / rep_sen / loop_rate) and "higher" for
-# compare.<setting>.distinct_2; probe.tp_first and mean_logprob are reported only.
+# compare.<setting>.distinct_2 and legit.<setting>.pass_rate; probe.tp_first and mean_logprob
+# are reported only.
 # [metrics."probe.tp_last"]
 # tolerance = 0.02
 # [metrics."probe.tp_first"]

@@ -63,6 +63,11 @@ class TrainConfig:
     eval_sentences: int = _f(24, "Held-out sentences probed before and after.")
     eval_prompts: int = _f(16, "Open-ended prompts continued greedily before and after.")
     eval_new_tokens: int = _f(64, "New tokens per greedy continuation of the evaluation.")
+    eval_legit: str = _f(
+        "legit",
+        "The legitimate-repetition suite run greedily before and after: the shipped one (legit), a .jsonl file "
+        "of the same format, or none.",
+    )
     save_steps: int | None = _f(None, "Steps between checkpoints (default: every quarter of the run).")
     keep_checkpoints: bool = _f(False, "Keep Trainer's checkpoints in OUT/checkpoints after success.")
     overwrite: bool = _f(False, "Start over in a non-empty --out.")

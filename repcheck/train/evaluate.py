@@ -4,7 +4,12 @@ On the held-out split (never trained on) and the shipped open-ended prompts:
 
 * the probe's curve on held-out sentences (TP, MP, IP, WR per copy, mean with 95% interval,
   K = 8 by default) and its summary (TP at the last copy, ...);
-* greedy generation on the open-ended prompts: seq-rep-4, rep-sen and the loop rate;
+* greedy generation on the open-ended prompts: seq-rep-4, rep-sen, the loop rate, the mean
+  continuation length and the share that end at EOS (a model that answers in a third of the
+  words repeats less for that reason alone: the report also gives seq-rep-4 on length-matched
+  continuations, each prompt's two continuations cut to the shorter's length);
+* the legitimate-repetition suite, greedy (``repcheck.legit``): the pass rate, per category,
+  so that a cure which breaks copying, code or lists shows it;
 * perplexity on held-out text: exp of the mean negative log-likelihood of every token of
   the held-out documents, cut into the training block size.
 """
@@ -17,7 +22,10 @@ from typing import Any
 
 from ..backends.base import Backend, ScoreRequest
 from ..errors import RepcheckError
+from ..legit import LegitSuite, load_legit_suite, run_legit
+from ..legit.suite import describe
 from ..progress import ProgressCallback
+from ..prompts import has_chat_template
 from .config import TrainConfig
 from .data import sentences_of, text_blocks
 
@@ -30,6 +38,7 @@ class EvalSet:
     sentences: list[str]  # held-out sentences for the probe
     prompts: list[str]  # open-ended prompts for greedy generation
     blocks: list[list[int]]  # held-out text, tokenized, for perplexity
+    legit: LegitSuite | None = None  # legitimate repetition (None: not measured)
 
     @classmethod
     def build(cls, tokenizer, held_out: list[str], cfg: TrainConfig, context_length: int | None = None) -> EvalSet:
@@ -53,10 +62,16 @@ class EvalSet:
         blocks = text_blocks(tokenizer, held_out, cfg.block_size) or [
             text_blocks(tokenizer, held_out * 4, cfg.block_size // 2)[0]
         ]
-        return cls(sentences[: cfg.eval_sentences], read_set("open_ended", cfg.eval_prompts), blocks)
+        legit = None if cfg.eval_legit == "none" else load_legit_suite(cfg.eval_legit)
+        return cls(sentences[: cfg.eval_sentences], read_set("open_ended", cfg.eval_prompts), blocks, legit)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sentences": self.sentences, "prompts": self.prompts, "perplexity_tokens": sum(map(len, self.blocks))}
+        return {
+            "sentences": self.sentences,
+            "prompts": self.prompts,
+            "perplexity_tokens": sum(map(len, self.blocks)),
+            "legit": describe(self.legit) if self.legit else None,
+        }
 
 
 def perplexity(model: Backend, blocks: list[list[int]], batch_size: int = 8) -> float:
@@ -84,6 +99,16 @@ def evaluate(
     greedy = parse_setting("greedy")
     cmp = run_compare(model, [greedy], eval_set.prompts, max_new_tokens=cfg.eval_new_tokens, batch_size=16)
     gen = cmp.setting_summary("greedy")
+    generations = cmp.runs["greedy"].generations
+    legit = None
+    suite = eval_set.legit
+    if suite is not None and suite.needs_chat_template and not has_chat_template(model.tokenizer):
+        suite = suite.plain_only()  # a base model: the cases it can be asked without a template
+    if suite is not None and len(suite):
+        legit = run_legit(model, suite, greedy, skip_too_long=True, progress=progress).to_dict()
+        legit = {
+            k: legit[k] for k in ("suite", "pass_rate", "passed", "n", "ci95", "by_category", "skipped") if k in legit
+        }
     if progress:
         progress("evaluating: perplexity", 0, 0)
     return {
@@ -100,25 +125,47 @@ def evaluate(
             "seq_rep_4": gen["metrics"]["seq_rep_4"]["mean"],
             "rep_sen": gen["metrics"]["rep_sen"]["mean"],
             "loop_rate": gen["loop_rate"],
+            "mean_length": sum(len(g.token_ids) for g in generations) / len(generations),
+            "eos_rate": sum(g.finished for g in generations) / len(generations),
             "example": gen["example"],
+            "continuations": [g.token_ids for g in generations],  # for the length-matched comparison
         },
+        "legit": legit,
         "perplexity": perplexity(model, eval_set.blocks),
     }
 
 
-#: The three numbers the benchmark judges, with the direction that is better.
+def add_length_matched(before: dict[str, Any], after: dict[str, Any], n: int = 4) -> None:
+    """seq-rep-n of each prompt's two greedy continuations cut to the shorter's length, mean over
+    prompts, into both blocks (``generation.seq_rep_4_matched``): the repetition a method
+    removed, apart from what shorter answers remove by themselves."""
+    from ..repetition import length_matched_seq_rep
+
+    b, a = length_matched_seq_rep(before["generation"]["continuations"], after["generation"]["continuations"], n)
+    before["generation"][f"seq_rep_{n}_matched"], after["generation"][f"seq_rep_{n}_matched"] = b, a
+
+
+#: The numbers a training report compares, with the direction that is better (None: reported,
+#: neither way is better in itself, e.g. the length of answers).
 HEADLINE = (
     ("probe.tp_last", "TP at the last copy", "lower"),
     ("generation.seq_rep_4", "greedy seq-rep-4", "lower"),
+    ("generation.seq_rep_4_matched", "greedy seq-rep-4, length-matched", "lower"),
     ("generation.loop_rate", "greedy loop rate", "lower"),
     ("generation.rep_sen", "greedy rep-sen", "lower"),
+    ("generation.mean_length", "greedy continuation length (tokens)", None),
+    ("generation.eos_rate", "greedy continuations ending at EOS", None),
+    ("legit.pass_rate", "legitimate repetition passed", "higher"),
     ("perplexity", "held-out perplexity", "lower"),
 )
 
 
 def pick(block: dict[str, Any], path: str) -> float:
+    """A number of an evaluation block by its dotted path (NaN where it was not measured)."""
     value: Any = block
     for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return math.nan
         value = value[key]
     return math.nan if value is None else float(value)
 
@@ -128,6 +175,8 @@ def comparison(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, 
     rows = []
     for path, label, better in HEADLINE:
         b, a = pick(before, path), pick(after, path)
+        if math.isnan(b) and math.isnan(a):
+            continue  # not measured (e.g. no legit suite)
         rows.append(
             {
                 "metric": path,
@@ -139,4 +188,18 @@ def comparison(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, 
                 "ratio": a / b if b not in (0, math.nan) and math.isfinite(b) and b != 0 else math.nan,
             }
         )
+    return rows
+
+
+def legit_by_category(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """The legit pass rate per category before and after (no rows where it was not measured)."""
+    if not before.get("legit") or not after.get("legit"):
+        return []
+    rows = []
+    for cat, b in before["legit"]["by_category"].items():
+        a = after["legit"]["by_category"].get(cat, {})
+        rows.append(
+            {"category": cat, "n": b["n"], "before": b["pass_rate"], "after": a.get("pass_rate"),
+             "change": None if a.get("pass_rate") is None else a["pass_rate"] - b["pass_rate"]}
+        )  # fmt: skip
     return rows

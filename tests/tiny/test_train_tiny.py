@@ -128,7 +128,17 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
     r = run("train", "--method", "mle", "--steps", 2, "--out", out, *common, "--json", "-q")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["kind"] == "train" and {row["metric"] for row in doc["comparison"]} >= {"probe.tp_last", "perplexity"}
+    assert doc["kind"] == "train" and {row["metric"] for row in doc["comparison"]} >= {
+        "probe.tp_last", "perplexity", "legit.pass_rate", "generation.mean_length", "generation.eos_rate",
+        "generation.seq_rep_4_matched",
+    }  # fmt: skip
+    # the tiny Llama has no chat template and a 128-token context: the plain-text cases that fit
+    legit = doc["before"]["legit"]
+    assert legit["suite"]["name"] == "legit (plain-text cases)" and legit["skipped"]
+    assert 40 <= legit["n"] + len(legit["skipped"]) < 155
+    assert {r["category"] for r in doc["legit_by_category"]} >= {"list", "code", "refrain"}
+    gen = doc["before"]["generation"]
+    assert 0 <= gen["eos_rate"] <= 1 and 0 < gen["mean_length"] <= 64 and len(gen["continuations"]) == 16
     r = run(
         "train",
         "--eval-only",
