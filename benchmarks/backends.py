@@ -1,18 +1,22 @@
 """Each backend against the hf backend on the same work, in one run.
 
-For every backend that can run here (hf always; vllm and llamacpp where installed; openai
-with --base-url), on the built-in model:
+For every backend that can run here (hf always; vllm and llamacpp where installed; a served
+backend, openai, sglang or tgi, with --base-url), on the built-in model:
   * prompt scoring: the probe's sequences (wiki_en sentences x K copies), tokens/s;
   * generation: greedy continuations of the open-ended prompts, new tokens/s, as the backend
     batches them (hf: one batched generate; vllm: its scheduler; llamacpp: one sequence at a
-    time through its KV cache; openai: concurrent requests);
+    time through its KV cache; served: --concurrency requests in flight);
 and each as a ratio to hf's. llamacpp computes with the GGUF's quantized weights (Q4_1), the
 others with the float32 dequantization, so its ratios compare engines *and* arithmetic. On a
 GPU (--device cuda) the target is vLLM generation >= 5x hf's batched generation.
 
-Usage: python benchmarks/backends.py [--backends hf,vllm,llamacpp] [--device cpu|cuda]
+A server measured on the machine that runs this script shares its cores with it: each line
+prints the load other processes (the server among them) put on the machine while it ran, and
+the server's kind and version, so that a figure is never read without its conditions.
+
+Usage: python benchmarks/backends.py [--backends hf,vllm,llamacpp,openai] [--device cpu|cuda]
        [--sentences 16] [--repeats 8] [--prompts 16] [--new-tokens 64]
-       [--base-url http://127.0.0.1:8000/v1 --served smollm2-135m --tokenizer DIR]
+       [--base-url http://127.0.0.1:8000/v1 --served smollm2-135m --tokenizer DIR --concurrency 4]
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = {"vllm": "vllm", "llamacpp": "llama_cpp", "openai": "httpx"}
+SERVED = ("openai", "sglang", "tgi")
+MODULES = {"vllm": "vllm", "llamacpp": "llama_cpp", **{name: "httpx" for name in SERVED}}
 
 
 def available(name: str, base_url: str | None) -> str | None:
@@ -32,7 +37,7 @@ def available(name: str, base_url: str | None) -> str | None:
     module = MODULES.get(name)
     if module and importlib.util.find_spec(module) is None:
         return f"{module} is not installed"
-    if name == "openai" and not base_url:
+    if name in SERVED and not base_url:
         return "no --base-url"
     return None
 
@@ -40,8 +45,9 @@ def available(name: str, base_url: str | None) -> str | None:
 def load(name: str, args):
     from repcheck import load_model
 
-    if name == "openai":
-        return load_model(args.served, backend="openai", base_url=args.base_url, tokenizer=args.tokenizer)
+    if name in SERVED:
+        return load_model(args.served, backend=name, base_url=args.base_url, tokenizer=args.tokenizer,
+                          concurrency=args.concurrency)  # fmt: skip
     if name == "vllm":
         return load_model(backend="vllm", device=args.device, max_model_len=2048)
     if name == "llamacpp":
@@ -87,10 +93,12 @@ def main() -> None:
     ap.add_argument("--base-url", default=None)
     ap.add_argument("--served", default="smollm2-135m")
     ap.add_argument("--tokenizer", default=None)
+    ap.add_argument("--concurrency", type=int, default=4, help="served backends: requests in flight")
     args = ap.parse_args()
     import torch
 
     from repcheck.cpu import describe_cpu
+    from repcheck.threads import LoadMeter
 
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     if "hf" not in names:
@@ -107,11 +115,16 @@ def main() -> None:
         t = time.perf_counter()
         model = load(name, args)
         loaded = time.perf_counter() - t
-        results[name] = {**measure(model, args), "load_s": loaded, "versions": model.versions()}
+        with LoadMeter() as meter:
+            measured = measure(model, args)
+        server = model.info().get("server")
+        results[name] = {**measured, "load_s": loaded, "versions": model.versions()}
         model.close()
         r = results[name]
         print(f"  {name:9s} load {loaded:5.1f} s, scoring {r['score_tokens_s']:8.1f} tokens/s, "
-              f"generation {r['generate_tokens_s']:7.1f} new tokens/s ({r['new_tokens']} tokens) {r['versions']}")  # fmt: skip
+              f"generation {r['generate_tokens_s']:7.1f} new tokens/s ({r['new_tokens']} tokens) {r['versions']}"
+              + (f" [{server} server at {args.base_url}, {args.concurrency} in flight]" if server else "")
+              + f"\n            {meter.describe()}")  # fmt: skip
     base = results["hf"]
     print("\nagainst hf (same sequences, this run):")
     for name, r in results.items():

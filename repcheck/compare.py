@@ -87,6 +87,7 @@ class CompareResult:
             "elapsed_s": run.elapsed_s,
             "continuations": len(run.generations),
             "example": run.generations[0].text if run.generations else "",
+            **({"sent": run.sent} if run.sent is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

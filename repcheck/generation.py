@@ -56,6 +56,7 @@ class SettingRun:
     generations: list[Generation]
     elapsed_s: float
     new_tokens: int
+    sent: dict[str, Any] | None = None  # the sampling values the backend sent, where it sends them
 
     @property
     def tokens_per_s(self) -> float:
@@ -103,7 +104,17 @@ def generate(
     encoded = encode_prompts(model, prompts, max_new_tokens)
     tok = model.tokenizer
     began = time.perf_counter()
-    request = GenerationRequest(encoded, setting, max_new_tokens, samples=samples, seed=seed, batch_size=batch_size)
+    from .prompts import Prompt
+
+    request = GenerationRequest(
+        encoded,
+        setting,
+        max_new_tokens,
+        samples=samples,
+        seed=seed,
+        batch_size=batch_size,
+        sources=[Prompt(text=p) for p in prompts],
+    )
     raw = model.generate(request, progress)
     elapsed = time.perf_counter() - began
     generations = [
@@ -122,7 +133,7 @@ def generate(
     score_continuations(model, encoded, generations, batch_size)
     for g in generations:
         g.metrics = continuation_metrics(g.token_ids, g.text)
-    return SettingRun(setting, generations, elapsed, new_tokens)
+    return SettingRun(setting, generations, elapsed, new_tokens, model.sent_params(setting))
 
 
 def score_continuations(
@@ -134,5 +145,6 @@ def score_continuations(
         return
     seqs = [encoded[g.prompt_index] + g.token_ids for g in todo]
     starts = [len(encoded[g.prompt_index]) for g in todo]
-    for g, s in zip(todo, model.score(ScoreRequest(seqs, starts, batch_size))):
-        g.mean_logprob = float(s.logp.mean())
+    for g, s in zip(todo, model.score(ScoreRequest(seqs, starts, batch_size, logp_only=True))):
+        # NaN: a text-only server that cannot be given these ids (counted apart in the summary, n)
+        g.mean_logprob = float(s.logp.mean()) if s is not None else math.nan

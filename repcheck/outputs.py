@@ -52,6 +52,7 @@ def check_output_dir(path: str | Path, overwrite: bool = False, param: str = "ou
     """Refuse an output directory repcheck could not (or should not) publish into, before any
     work is done. Creates nothing."""
     path = Path(path).expanduser()
+    _refuse_dangling(path, param)
     if path.exists():
         if not path.is_dir():
             raise RepcheckError(f"{path} exists and is not a directory", param=param)
@@ -68,6 +69,12 @@ def check_output_dir(path: str | Path, overwrite: bool = False, param: str = "ou
         return path
     _check_creatable(path, param)
     return path
+
+
+def _refuse_dangling(path: Path, param: str) -> None:
+    """A link to nothing cannot be written through (and replacing it would be a surprise)."""
+    if path.is_symlink() and not path.exists():
+        raise RepcheckError(f"{path} is a link to {os.readlink(path)}, which does not exist", param=param)
 
 
 def _check_creatable(path: Path, param: str) -> None:
@@ -94,12 +101,15 @@ def publish(
     ``replace_run=False`` adds to an earlier run instead of replacing it (``repcheck plot``).
     Returns the paths written."""
     out_dir = check_output_dir(out_dir, overwrite)
+    created = missing_dirs(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out_dir)
         tmp = temp_dir_inside(out_dir)
     except OSError as err:
+        remove_if_empty(created)
         raise RepcheckError(f"cannot write to {out_dir}: {err.strerror or err}", param="out") from None
+    published = False
     try:
         if doc is not None:
             (tmp / "summary.json").write_text(dumps(doc) + "\n", encoding="utf-8")
@@ -115,11 +125,32 @@ def publish(
         kept = [] if replace_run else [n for n in previous if n not in names and (out_dir / n).is_file()]
         manifest = {"kind": kind, "created": utc_now(), "files": sorted(names + kept)}
         atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        published = True
         return [out_dir / n for n in names]
     except OSError as err:
         raise RepcheckError(f"cannot write to {out_dir}: {err.strerror or err}", param="out") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not published:  # a failed run leaves no directory behind that it made
+            remove_if_empty(created)
+
+
+def missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its ancestors that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def remove_if_empty(dirs: list[Path]) -> None:
+    """Remove the directories of ``missing_dirs`` (deepest first) that are still empty."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _swap(tmp: Path, out_dir: Path, names: list[str], stale: list[str]) -> None:
@@ -153,6 +184,7 @@ def check_format(fmt: str) -> str:
 def check_writable_file(path: str | Path, param: str) -> Path:
     """Refuse an output file we could not write, before any work is done."""
     path = Path(path).expanduser()
+    _refuse_dangling(path, param)
     if path.is_dir():
         raise RepcheckError(f"{path} is a directory, not a file", param=param)
     if path.exists():
@@ -161,6 +193,35 @@ def check_writable_file(path: str | Path, param: str) -> Path:
     else:
         _check_creatable(path, param)
     return path
+
+
+def check_distinct(inputs: dict[str, Path | None], outputs: dict[str, Path | None]) -> None:
+    """Refuse an output file that is one of the command's inputs (it would be overwritten
+    with the results computed from it) or another of its outputs (one would replace the
+    other). Paths are compared resolved, and existing files also by identity (links)."""
+    seen: list[tuple[str, Path]] = [(param, Path(p)) for param, p in inputs.items() if p is not None]
+    for param, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        for other, earlier in seen:
+            if _same_file(path, earlier):
+                role = "an input" if other in inputs else "another output"
+                raise RepcheckError(
+                    f"--{param.replace('_', '-')} {path} is {role} of this run (--{other.replace('_', '-')}); give another path",
+                    param=param,
+                )
+        seen.append((param, path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    a, b = a.expanduser(), b.expanduser()
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_text_file(path: str | Path, text: str, param: str = "output") -> None:

@@ -71,6 +71,40 @@ def cmap(name: str = "tab10"):
     return matplotlib.colormaps[name]
 
 
+def distinct_colors(n: int):
+    """``n`` colors no two of which are the same: tab10 up to 10, tab20 beyond (then wrapping)."""
+    return [cmap("tab10" if n <= 10 else "tab20")(i % (10 if n <= 10 else 20)) for i in range(n)]
+
+
+def place_labels(ax, xs: list[float], ys: list[float], texts: list[str], fontsize: float = 7) -> None:
+    """Annotate each point with its text where it overlaps no label placed before it: the
+    points are taken from the top, and each label tries positions right of its point, then
+    below, above and to the left, further out each round (a label's size is estimated from its
+    characters). Points whose x or y is NaN get no label."""
+    import math
+
+    ax.autoscale_view()
+    to_px = ax.transData.transform
+    char_w, line_h = 0.62 * fontsize, 1.25 * fontsize  # points
+    placed: list[tuple[float, float, float, float]] = []
+    scale = ax.figure.dpi / 72
+    order = sorted(range(len(xs)), key=lambda i: -ys[i] if not math.isnan(ys[i]) else math.inf)
+    for i in order:
+        if math.isnan(xs[i]) or math.isnan(ys[i]):
+            continue
+        px, py = to_px((xs[i], ys[i])) / scale  # in points
+        w, h = char_w * len(texts[i]), line_h
+        offsets = [(6, 3)] + [(dx, dy) for r in range(1, 6) for dx, dy in
+                   ((6, 3 - r * h), (6, 3 + r * h), (-6 - w, 3 - (r - 1) * h), (-6 - w, 3 + r * h))]  # fmt: skip
+        for dx, dy in offsets:
+            box = (px + dx, py + dy, px + dx + w, py + dy + h)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(texts[i], (xs[i], ys[i]), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if (dx, dy) != (6, 3) else None)  # fmt: skip
+
+
 def save(fig, path: str | Path):
     fig.savefig(path, bbox_inches="tight")
     return fig

@@ -24,7 +24,22 @@ from pathlib import Path
 from typing import Any
 
 from .metric_info import METRICS, label
-from .plotkit import BLUE, GREEN, PURPLE, RED, clip, cmap, copy_axis, figure, interval_errors, save, short, style
+from .plotkit import (
+    BLUE,
+    GREEN,
+    PURPLE,
+    RED,
+    clip,
+    cmap,
+    copy_axis,
+    distinct_colors,
+    figure,
+    interval_errors,
+    place_labels,
+    save,
+    short,
+    style,
+)
 from .stats import SMALL_N
 
 #: Each curve has its own color, line style and marker, so equal values stay visible.
@@ -293,9 +308,10 @@ def plot_tradeoff(doc: dict[str, Any], path: str | Path):
         ("seq-rep-4 (mean over prompts)", lambda s: s["metrics"]["seq_rep_4"]["mean"],
          lambda s: s["metrics"]["seq_rep_4"]["ci95"]),
     ]  # fmt: skip
-    colors = cmap()
+    colors = distinct_colors(len(settings))
     with style():
         fig, axes = figure(12.5, 5.4, 1, 2, sharey=True)
+        axes[0].set_ylim(-0.02, 1.05)
         for ax, (xlabel, getx, getci) in zip(axes, axes_spec):
             xs = [getx(s) for s in settings]
             ys = [s["legit"]["pass_rate"] for s in settings]
@@ -305,21 +321,23 @@ def plot_tradeoff(doc: dict[str, Any], path: str | Path):
                     continue
                 xlo, xhi = (v if v is not None else xs[i] for v in getci(s))
                 ylo, yhi = s["legit"]["ci95"]
-                color = colors(i % 10)
+                color = colors[i]
                 ax.errorbar(
                     xs[i], ys[i], xerr=[[max(0, xs[i] - xlo)], [max(0, xhi - xs[i])]],
                     yerr=[[max(0, ys[i] - ylo)], [max(0, yhi - ys[i])]], fmt="*" if front[i] else "o",
                     ms=13 if front[i] else 7, color=color, mfc=color if front[i] else "white", capsize=2, lw=0.9,
                     label=short(s["name"], 40) + (" (no better setting)" if front[i] else ""),
                 )  # fmt: skip
-                ax.annotate(short(s["name"], 28), (xs[i], ys[i]), textcoords="offset points", xytext=(6, 5), fontsize=7)
             best = sorted((x, y) for x, y, f in zip(xs, ys, front) if f and x is not None)
             if len(best) > 1:
                 ax.plot(*zip(*best), color="grey", lw=0.8, ls="--", zorder=0)
             ax.set_xlabel(xlabel + "  ← better")
             ax.set_xlim(left=-0.02)
             ax.grid(alpha=0.3)
-        axes[0].set_ylim(-0.02, 1.05)
+            drawn = [i for i in range(len(settings)) if xs[i] is not None]
+            place_labels(
+                ax, [xs[i] for i in drawn], [ys[i] for i in drawn], [short(settings[i]["name"], 28) for i in drawn]
+            )
         axes[0].set_ylabel("legitimate repetition passed (share of cases)  ↑ better")
         axes[1].legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
         suite = doc.get("legit_suite", {})

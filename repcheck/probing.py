@@ -52,8 +52,12 @@ def processed_next_token_probs(logits, input_ids, start: int, count: int, proces
     return scored(torch.stack(logps), torch.stack(maxes), torch.stack(args))
 
 
-def check_fits(n_prefix: int, lengths: Sequence[int], repeats: int, window: ContextWindow) -> list[str]:
+def check_fits(
+    n_prefix: int, lengths: Sequence[int], repeats: int, window: ContextWindow, prefix_given: bool = False
+) -> list[str]:
     """Fail before any forward pass if prefix + K * L does not fit what the model attends to.
+    ``prefix_given``: the user gave a --prefix (else the prefix is the BOS token alone, and a
+    sentence too long for the window is the sentence's fault, not the prefix's).
 
     A model whose every layer has a sliding window (Mistral) attends only to its last W
     tokens: copies that fall out of it are not in the context the model sees, so that is
@@ -70,11 +74,16 @@ def check_fits(n_prefix: int, lengths: Sequence[int], repeats: int, window: Cont
             "" if what == "context window" else " (every layer sees only that far back)"
         )
         k_max = (limit - n_prefix) // longest
-        if k_max < 1:
+        if k_max < 1 and prefix_given:
             raise RepcheckError(
                 f"a {n_prefix}-token prefix plus one copy of the {longest}-token sentence need "
                 f"{n_prefix + longest} tokens, more than {where}; shorten the prefix or the sentence",
                 param="prefix",
+            )
+        if k_max < 1:
+            raise RepcheckError(
+                f"one copy of a {longest}-token sentence (after the {n_prefix}-token start) needs "
+                f"{n_prefix + longest} tokens, more than {where}; shorten the sentence"
             )
         raise RepcheckError(
             f"{repeats} copies of a {longest}-token sentence plus a {n_prefix}-token prefix need "
@@ -151,7 +160,9 @@ def probe(
     require_int("batch_size", batch_size, 1)
     check_convention(convention, repeats)
     encoded, prefix_ids = encode_inputs(model, sentences, prefix)
-    warnings = check_fits(len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window)
+    warnings = check_fits(
+        len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window, prefix_given=bool(prefix)
+    )
     seqs = [repeated_input(prefix_ids, list(e.token_ids), repeats) for e in encoded]
     relabel = (lambda _d, done, total: progress("probing", done, total)) if progress else None
     if progress:
@@ -197,7 +208,9 @@ def probe_under_settings(
     require_int("batch_size", batch_size, 1)
     check_convention(convention, repeats)
     encoded, prefix_ids = encode_inputs(model, sentences, prefix)
-    warnings = check_fits(len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window)
+    warnings = check_fits(
+        len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window, prefix_given=bool(prefix)
+    )
     seqs = [repeated_input(prefix_ids, list(e.token_ids), repeats) for e in encoded]
     P = len(prefix_ids)
     processors = {d.name: d.logits_processors(model.tokenizer, prompt_length=P) for d in decodings}
@@ -291,11 +304,16 @@ def _torch_threads() -> int | None:
     return torch.get_num_threads() if torch is not None else None
 
 
+#: how an argmax token shows when the backend could not say which token it was
+UNKNOWN_TOKEN = "<?>"
+
+
 class _TokenDecoder:
-    """Decode single token ids, memoized (argmax tokens repeat a lot)."""
+    """Decode single token ids, memoized (argmax tokens repeat a lot). An id of -1 (a server
+    that names tokens by a text several tokens share) decodes to UNKNOWN_TOKEN."""
 
     def __init__(self, tokenizer):
-        self.tokenizer, self.cache = tokenizer, {}
+        self.tokenizer, self.cache = tokenizer, {-1: UNKNOWN_TOKEN}
 
     def __call__(self, token_id: int) -> str:
         if token_id not in self.cache:

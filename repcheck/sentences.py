@@ -5,7 +5,8 @@ ending; ``.txt`` holds one sentence per line (blank lines and ``#`` comments ski
 form feed or U+2028 inside a line stays inside the sentence), ``.jsonl`` one JSON object
 with a string ``text`` per line, ``.json`` an array of strings or of such objects, ``.csv``
 a ``text`` column (quoted fields may span lines). Files are streamed, so ``limit`` stops
-reading early.
+reading early. The sets shipped with repcheck are named without a path (``SHIPPED_SETS``:
+``--file wiki_en``), so they work from a wheel as from a checkout.
 """
 
 from __future__ import annotations
@@ -38,10 +39,26 @@ class EncodedSentence:
 
 
 # ---- reading files ---------------------------------------------------------------------------
+#: the sentence and prompt sets installed with repcheck, by name
+SHIPPED_SETS = {
+    "wiki_en": "wiki_en.txt",  # 104 English encyclopedia sentences
+    "zh": "zh.txt",  # Chinese sentences
+    "open_ended": "open_ended.txt",  # open-ended prompts for compare
+}
+
+
+def resolve_input(path: str | Path) -> Path:
+    """A file's path, or the installed file of a shipped set named without a path
+    (``wiki_en``) when no such file exists here."""
+    given = Path(path).expanduser()
+    if not given.exists() and str(path) in SHIPPED_SETS:
+        return Path(__file__).resolve().parent / "sample_prompts" / SHIPPED_SETS[str(path)]
+    return given
+
+
 def read_sentences(path: str | Path, limit: int | None = None) -> list[str]:
     """Every sentence of a file (see the module docstring for the formats), or the first
     ``limit``. Refuses a file with none."""
-    path = Path(path)
     if limit is not None:
         require_int("limit", limit, 1)
     texts = list(itertools.islice(iter_sentences(path), limit))
@@ -51,8 +68,8 @@ def read_sentences(path: str | Path, limit: int | None = None) -> list[str]:
 
 
 def iter_sentences(path: str | Path) -> Iterator[str]:
-    """Stream the sentences of a file, stripped, empty ones skipped."""
-    path = Path(path)
+    """Stream the sentences of a file (or shipped set), stripped, empty ones skipped."""
+    path = resolve_input(path)
     suffix = path.suffix.lower()
     try:
         # utf-8-sig drops a byte-order mark; newline="" leaves line endings to the reader
@@ -71,7 +88,8 @@ def iter_sentences(path: str | Path) -> Iterator[str]:
                 if text:
                     yield text
     except OSError as err:
-        raise RepcheckError(f"cannot read sentence file {path}: {err.strerror or err}") from None
+        hint = f" (the shipped sets are named without a path: {', '.join(SHIPPED_SETS)})" if not path.exists() else ""
+        raise RepcheckError(f"cannot read sentence file {path}: {err.strerror or err}{hint}") from None
     except UnicodeDecodeError as err:
         raise RepcheckError(f"sentence file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
 

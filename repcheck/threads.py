@@ -81,18 +81,28 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def max_threads() -> int:
+    """The most threads repcheck asks for: 4 per core (more only fails to start threads)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def choose_threads(requested: int | None = None) -> tuple[int, str]:
     """(threads, why): ``requested``, else $REPCHECK_THREADS, else cores minus busy cores."""
     from .errors import RepcheckError
 
+    most = max_threads()
     if requested is not None:
-        if requested < 1:
-            raise RepcheckError(f"threads must be at least 1 (got {requested})", param="threads")
+        if not 1 <= requested <= most:
+            raise RepcheckError(
+                f"threads must be between 1 and {most} (4 per core of this machine's {os.cpu_count() or 1}), "
+                f"not {requested}",
+                param="threads",
+            )
         return requested, "requested"
     env = os.environ.get("REPCHECK_THREADS", "").strip()
     if env:
-        if not env.isdigit() or int(env) < 1:
-            raise RepcheckError(f"REPCHECK_THREADS must be a whole number >= 1, not {env!r}")
+        if not env.isdigit() or not 1 <= int(env) <= most:
+            raise RepcheckError(f"REPCHECK_THREADS must be a whole number between 1 and {most}, not {env!r}")
         return int(env), "REPCHECK_THREADS"
     cores = usable_cores()
     others = busy_elsewhere()

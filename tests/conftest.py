@@ -60,6 +60,27 @@ def tiny_llama(tmp_path_factory) -> Path:
     return build_tiny_causal(tmp_path_factory.mktemp("tiny-llama"), "llama")
 
 
+#: a chat template for the tiny Llama
+TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant:{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def chat_llama(tiny_llama, tmp_path_factory) -> Path:
+    """The tiny Llama with a chat template."""
+    import json
+    import shutil
+
+    path = tmp_path_factory.mktemp("tiny-chat")
+    shutil.copytree(tiny_llama, path, dirs_exist_ok=True)
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    config["chat_template"] = TEMPLATE
+    (path / "tokenizer_config.json").write_text(json.dumps(config))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_repeated(tiny_llama, tmp_path_factory) -> Path:
     """The tiny Llama after a few steps of fine-tuning on heavily repeated text: a real regression."""

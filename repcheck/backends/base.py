@@ -86,8 +86,9 @@ class Scored:
     """One sequence scored from position ``start`` on: arrays of ``count = len(ids) - start``.
 
     p[i] = P(ids[start + i] | ids[:start + i]); pmax[i] = max_v P(v | same context);
-    argmax[i] = the (first) token reaching pmax; logp[i] = log p[i] (kept apart so that a
-    tiny probability does not underflow to log 0).
+    argmax[i] = the (first) token reaching pmax, or -1 where the backend cannot say which token
+    that is (a server naming tokens by a text several tokens share); logp[i] = log p[i] (kept
+    apart so that a tiny probability does not underflow to log 0).
     """
 
     p: np.ndarray  # float64 [count]
@@ -107,11 +108,12 @@ class Scored:
 LOGPROB_SLACK = 1e-4
 
 
-def check_scored(scored: Scored, where: str) -> Scored:
+def check_scored(scored: Scored, where: str, logp_only: bool = False) -> Scored:
     """Refuse numbers that are not probabilities (NaN, or above 1) with one line naming the
-    source: a result is never computed from them."""
+    source: a result is never computed from them. ``logp_only``: pmax may be NaN (not asked
+    for)."""
     bad = np.isnan(scored.logp) | (scored.logp > LOGPROB_SLACK)
-    bad |= np.isnan(scored.pmax) | (scored.pmax > math.exp(LOGPROB_SLACK))
+    bad |= (False if logp_only else np.isnan(scored.pmax)) | (scored.pmax > math.exp(LOGPROB_SLACK))
     if bad.any():
         i = int(np.argmax(bad))
         raise RepcheckError(
@@ -127,12 +129,16 @@ class ScoreRequest:
 
     ``starts[i]`` >= 1 (position 0 has no context) and at most the sequence's length;
     ``batch_size``: sequences per forward pass, where the engine batches (results never depend
-    on it). Checked when made, so every backend gets a valid request.
+    on it). ``logp_only``: only log p is wanted (a continuation's log-probability), so a
+    backend may leave pmax NaN and argmax -1 where they cost more, and answers None for a
+    sequence it cannot be given (a text-only server, ids no text tokenizes back into) rather
+    than failing the run. Checked when made, so every backend gets a valid request.
     """
 
     sequences: Sequence[Sequence[int]]
     starts: Sequence[int]
     batch_size: int = 8
+    logp_only: bool = False
 
     def __post_init__(self) -> None:
         from ..errors import require_int
@@ -169,6 +175,9 @@ class GenerationRequest:
     continuations per prompt when the setting samples, one otherwise; each is seeded by (seed,
     prompt index, sample), so the text does not depend on ``batch_size`` (continuations per
     engine call, where the engine batches) nor on which prompts share a batch.
+
+    ``sources``: the prompts before rendering (``repcheck.prompts.Prompt``, one per prompt),
+    for a backend that renders them itself (a chat-only API takes the messages, not ids).
     """
 
     prompts: Sequence[Sequence[int]]
@@ -177,6 +186,7 @@ class GenerationRequest:
     samples: int = 1
     seed: int = 0
     batch_size: int = 16
+    sources: Sequence[Any] | None = None
 
     def __post_init__(self) -> None:
         from ..errors import require_int
@@ -187,6 +197,8 @@ class GenerationRequest:
             require_int("max_new_tokens", budget, 1)
         require_int("samples", self.samples, 1)
         require_int("batch_size", self.batch_size, 1)
+        if self.sources is not None and len(self.sources) != len(self.prompts):
+            raise RepcheckError(f"{len(self.sources)} sources for {len(self.prompts)} prompts")
 
     def budget(self, prompt_index: int) -> int:
         """New tokens allowed for this prompt's continuations."""
@@ -251,8 +263,9 @@ class Backend(Protocol):
         """Versions of the engine, for provenance (merged into the document's ``versions``)."""
         ...
 
-    def score(self, request: ScoreRequest, progress: ProgressCallback | None = None) -> list[Scored]:
-        """One ``Scored`` per sequence of the request, in order."""
+    def score(self, request: ScoreRequest, progress: ProgressCallback | None = None) -> list[Scored | None]:
+        """One ``Scored`` per sequence of the request, in order (None only where
+        ``request.logp_only`` allows it)."""
         ...
 
     def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list[LogitsRow]]:
@@ -261,6 +274,10 @@ class Backend(Protocol):
 
     def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None) -> list[RawGeneration]:
         """One ``RawGeneration`` per ``request.rows()``, in that order."""
+        ...
+
+    def sent_params(self, setting: DecodingSetting) -> dict[str, Any] | None:
+        """The sampling values sent to the engine for ``setting`` (reported), or None."""
         ...
 
     def close(self) -> None:

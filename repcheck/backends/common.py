@@ -53,12 +53,22 @@ class BaseBackend(abc.ABC):
     def described(self) -> str:
         return f"the {self.kind} backend"
 
-    def score(self, request: ScoreRequest, progress: ProgressCallback | None = None) -> list[Scored]:
-        """One ``Scored`` per sequence of ``request``, each checked to hold probabilities."""
-        return [check_scored(s, self.described) for s in self._score(request, progress)]
+    def sent_params(self, setting) -> dict[str, Any] | None:
+        """The sampling values this backend hands its engine for ``setting``, every key
+        explicit, where they are not simply the setting's (servers and vLLM fill what a request
+        leaves out from the checkpoint's defaults); None where the setting is applied as is."""
+        return None
+
+    def score(self, request: ScoreRequest, progress: ProgressCallback | None = None) -> list[Scored | None]:
+        """One ``Scored`` per sequence of ``request``, each checked to hold probabilities (None
+        for a sequence this backend cannot be given, where ``request.logp_only`` allows it)."""
+        out = self._score(request, progress)
+        if not request.logp_only and any(s is None for s in out):  # pragma: no cover - a backend bug
+            raise AssertionError(f"{self.kind} left sequences unscored")
+        return [None if s is None else check_scored(s, self.described, request.logp_only) for s in out]
 
     @abc.abstractmethod
-    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored]: ...
+    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored | None]: ...
 
     def logits(self, sequences: Sequence[Sequence[int]], *, batch_size: int = 8) -> Iterator[list[LogitsRow]]:
         raise RepcheckError(

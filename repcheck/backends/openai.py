@@ -1,285 +1,395 @@
-"""Any OpenAI-compatible completions server (vLLM, SGLang, TGI, llama.cpp's server) as a backend.
+"""An OpenAI-compatible server as a backend (``--backend openai``): vLLM, llama.cpp's server
+(llama-cpp-python's ``python -m llama_cpp.server`` or llama.cpp's ``llama-server``), SGLang's
+OpenAI layer, or any other server speaking ``/v1/completions`` and ``/v1/chat/completions``.
 
-Token ids go in as token-id prompts, so the server scores exactly the sequence the probe
-built. Scoring asks ``/v1/completions`` for ``max_tokens=1`` with ``echo`` and ``logprobs=1``
-and vLLM's ``prompt_logprobs=1``: for every prompt position the logprob of the actual token
-and of the top-1 token (vLLM's ``prompt_logprobs`` are keyed by token id; the legacy
-``echo`` + ``logprobs`` form is read where that is all a server returns). A server that
-returns neither gets a one-line error naming both parameters.
+What a server can do is read from it, not assumed: its ``/v1/models`` answer says who it is
+(``owned_by``), and each kind speaks its own dialect (``DIALECTS``):
+
+* **vLLM**: token-id prompts, ``prompt_logprobs`` for the probe, generated token ids
+  (``return_tokens_as_token_ids``), every sampling key repcheck has, ``stop_token_ids``.
+* **llama.cpp**: text prompts (its server takes no token ids; the text is the decoded ids and
+  the server's tokenization is checked against the local one), the probe from ``echo`` with
+  ``logprobs`` (the server must run with ``logits_all``), llama.cpp's key names
+  (``repeat_penalty``), one request per sample (it ignores ``n``).
+* **any other**: token-id prompts, the standard OpenAI keys only.
+
+Every request carries every sampling key the dialect has, neutral where the setting does not
+set it: servers fill what a request leaves out from the checkpoint's generation_config (vLLM
+does, and instruct checkpoints ship sampling defaults and repetition penalties), which would
+make "greedy" anything but greedy. The values sent are in the report (``sent``). A stop token
+a server returns is removed, as every backend removes it.
+
+``api="chat"`` generates through ``/v1/chat/completions`` (for chat-only APIs and servers that
+apply the chat template themselves): conversations go as messages; the probe still needs
+``/v1/completions``.
 
 The tokenizer is always a Hugging Face tokenizer (``tokenizer=``, else the served model's
-name); it is checked against the server's own tokenization of a test string before anything
-runs, so that ids mean the same on both sides.
-
-httpx with a timeout, retries with backoff on connection errors, timeouts and 5xx, and at
-most ``concurrency`` requests in flight. The API key comes from ``$REPCHECK_API_KEY`` or
-``$OPENAI_API_KEY``, never from the command line, and never goes into a report.
+name), checked against the server's tokenization of several test strings (CJK, leading and
+repeated spaces, digits, code, accents) before anything runs. The API key comes from
+``$REPCHECK_API_KEY`` or ``$OPENAI_API_KEY``, never from the command line or a report.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
-from .base import (
-    PROBE_TEXTS,
-    ContextWindow,
-    GenerationRequest,
-    RawGeneration,
-    Scored,
-    ScoreRequest,
-    model_block,
-    require_same_tokens,
-)
-from .common import BaseBackend
-from .hf_utils import load_tokenizer
-from .served import parse_prompt_logprobs, sampling_params
+from .base import Capabilities, GenerationRequest, RawGeneration, Scored, ScoreRequest
+from .http_backend import HTTPBackend, Identity, Unsendable, connect_served, model_list, tokenizer_test_texts
+from .http_client import Answer, public_url  # noqa: F401 - public_url is part of this module's API
+from .served import NEUTRAL, SERVED_SETTING_KEYS, parse_prompt_logprobs
 
-API_KEY_VARIABLES = ("REPCHECK_API_KEY", "OPENAI_API_KEY")
+APIS = ("completions", "chat")
 
 
-def public_url(url: str) -> str:
-    """The URL without credentials or query (what goes into a report)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+@dataclass(frozen=True)
+class Dialect:
+    """How one kind of server is asked."""
+
+    name: str
+    token_prompts: bool  # prompts may be lists of token ids
+    prompt_logprobs: bool  # vLLM's prompt_logprobs (else the probe reads echo + logprobs)
+    token_ids_out: bool  # generated tokens come back as ids (return_tokens_as_token_ids)
+    several: bool  # n > 1 continuations per request
+    keys: dict[str, str]  # repcheck decoding key -> the request's field
+    neutral: dict[str, Any] = field(default_factory=dict)  # per field, where it differs from served.NEUTRAL
+    extra: dict[str, Any] = field(default_factory=dict)  # sent with every generation request
+    tokenize: str | None = None  # an endpoint beside /v1 that tokenizes text: {"input"} -> {"tokens"}
+
+    def params(self, setting) -> dict[str, Any]:
+        """Every sampling field of this dialect: the setting's values, neutral values for the rest."""
+        out = {}
+        for key, name in self.keys.items():
+            value = setting.params.get(key, self.neutral.get(name, NEUTRAL[key]))
+            out[name] = int(value) if key == "top_k" else float(value)
+        if not setting.do_sample:
+            out[self.keys["temperature"]] = 0.0
+        return out
 
 
-@dataclass
-class Client:
-    """POSTs JSON with retries; every failure becomes one RepcheckError line."""
-
-    base_url: str
-    timeout: float = 60.0
-    retries: int = 3
-    backoff: float = 0.5
-    api_key: str | None = None
-    _http: Any = field(default=None, repr=False)
-
-    def __post_init__(self):
-        try:
-            import httpx
-        except ImportError:
-            raise RepcheckError(
-                "the openai backend needs httpx: pip install 'repcheck[openai]'", param="backend"
-            ) from None
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._http = httpx.Client(base_url=self.base_url.rstrip("/"), timeout=self.timeout, headers=headers)
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", path, body)
-
-    def get(self, path: str) -> dict[str, Any]:
-        return self._request("GET", path, None)
-
-    def server_root(self) -> str:
-        """The server's root URL: the base URL without its trailing ``/v1``."""
-        base = self.base_url.rstrip("/")
-        return base[: -len("/v1")] if base.endswith("/v1") else base
-
-    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        import httpx
-
-        where = f"{public_url(self.base_url)}{path}"
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = self._http.request(method, path, json=body)
-            except httpx.TimeoutException:
-                last = f"no answer within {self.timeout:g} s"
-                continue
-            except httpx.HTTPError as err:
-                last = f"cannot connect ({type(err).__name__})"
-                continue
-            if response.status_code >= 500:
-                last = f"server error {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise RepcheckError(f"{where} refused the request: {response.status_code} {_server_message(response)}")
-            try:
-                doc = response.json()
-            except ValueError:
-                raise RepcheckError(f"{where} did not return JSON: {response.text[:80]!r}") from None
-            if not isinstance(doc, dict):
-                raise RepcheckError(f"{where} returned {type(doc).__name__}, not a JSON object")
-            return doc
-        raise RepcheckError(f"{where}: {last} after {self.retries + 1} attempts; is the server up?")
-
-    def close(self) -> None:
-        self._http.close()
+_SAME = {k: k for k in sorted(SERVED_SETTING_KEYS)}
+DIALECTS = {
+    "vllm": Dialect("vllm", True, True, True, True, _SAME, extra={"skip_special_tokens": False}),
+    "llama.cpp": Dialect(
+        "llama.cpp",
+        False,
+        False,
+        False,
+        False,
+        {**_SAME, "repetition_penalty": "repeat_penalty"},
+        neutral={"top_k": 0},  # llama.cpp: top_k <= 0 is the whole vocabulary
+        tokenize="/extras/tokenize",
+    ),
+    "openai": Dialect(
+        "openai",
+        True,
+        False,
+        False,
+        True,
+        {k: k for k in ("temperature", "top_p", "presence_penalty", "frequency_penalty")},
+    ),
+}
+#: /v1/models "owned_by" -> dialect: vLLM says "vllm", llama-cpp-python's server "me" (llama.cpp's
+#: own llama-server, SGLang's OpenAI layer and the rest speak the standard API)
+OWNERS = {"vllm": "vllm", "me": "llama.cpp"}
 
 
-def _server_message(response) -> str:
-    try:
-        doc = response.json()
-        err = doc.get("error", doc) if isinstance(doc, dict) else doc
-        msg = err.get("message", "") if isinstance(err, dict) else str(err)
-    except ValueError:
-        msg = response.text
-    return " ".join(str(msg).split())[:200]
-
-
-def _token_id(token: str) -> int:
+def _token_id(token: Any) -> int:
     """vLLM's ``return_tokens_as_token_ids`` form, ``token_id:123``."""
-    if isinstance(token, str) and token.startswith("token_id:"):
-        return int(token.split(":", 1)[1])
+    if isinstance(token, str) and token.startswith("token_id:") and token[9:].isdigit():
+        return int(token[9:])
     raise ValueError(f"token {token!r} is not in the token_id:N form")
 
 
-def parse_prompt_scores(choice: dict[str, Any], ids: Sequence[int], start: int) -> Scored:
-    """p, pmax, argmax, logp of ``ids[start:]`` from one completions choice.
-
-    vLLM: ``choice["prompt_logprobs"]`` (``served.parse_prompt_logprobs``). Legacy echo:
-    ``choice["logprobs"]["token_logprobs"]`` and ``["top_logprobs"]`` ({token: logprob},
-    tokens as ``token_id:N``)."""
+def parse_prompt_scores(choice: dict[str, Any], ids: Sequence[int], start: int, where: str = "the server") -> Scored:
+    """p, pmax, argmax, logp of ``ids[start:]`` from one completions choice: vLLM's
+    ``prompt_logprobs`` where present, else the legacy ``echo`` + ``logprobs`` (tokens as
+    ``token_id:N``)."""
+    answer = Answer(choice, where)
+    entries = answer.get("prompt_logprobs", list, optional=True)
+    if entries is not None:
+        return parse_prompt_logprobs(entries, ids, start, f"{where}: prompt_logprobs")
     n = len(ids)
-    entries = choice.get("prompt_logprobs")
-    if isinstance(entries, list):
-        return parse_prompt_logprobs(entries, ids, start, "the server's prompt_logprobs")
-    lp = choice.get("logprobs")
-    if isinstance(lp, dict) and isinstance(lp.get("top_logprobs"), list) and len(lp["top_logprobs"]) >= n:
-        logp, lmax = np.empty(n - start), np.empty(n - start)
-        arg = np.empty(n - start, dtype=np.int64)
-        for i, t in enumerate(range(start, n)):
-            top = {_token_id(k): v for k, v in (lp["top_logprobs"][t] or {}).items()}
-            actual = lp["token_logprobs"][t]
-            best_id = max(top, key=top.get)
-            logp[i], lmax[i], arg[i] = actual, max(top[best_id], actual), best_id
-            if actual > top[best_id]:
-                arg[i] = ids[t]
-        return Scored.from_logprobs(logp, lmax, arg)
-    raise RepcheckError(
-        "the server returned no prompt logprobs: it needs vLLM's prompt_logprobs or echo with logprobs "
-        "(and return_tokens_as_token_ids) on /v1/completions"
-    )
+    top = answer.get("logprobs.top_logprobs", list, optional=True)
+    if top is None or len(top) < n:
+        raise RepcheckError(
+            f"{where} returned no prompt logprobs: the probe needs vLLM's prompt_logprobs, or echo with logprobs "
+            "(and return_tokens_as_token_ids) on /v1/completions"
+        )
+    actual = answer.get("logprobs.token_logprobs", list)
+    logp, lmax = np.empty(n - start), np.empty(n - start)
+    arg = np.empty(n - start, dtype=np.int64)
+    for i, t in enumerate(range(start, n)):
+        alternatives = answer.get(f"logprobs.top_logprobs.{t}", dict)
+        try:
+            options = {_token_id(k): float(v) for k, v in alternatives.items()}
+        except (TypeError, ValueError) as err:
+            raise answer.error(
+                f"logprobs.top_logprobs.{t}", f"has an entry that is not token_id:N -> number ({err})"
+            ) from None
+        best_id = max(options, key=options.get)
+        mine = answer.number(f"logprobs.token_logprobs.{t}") if t < len(actual) else None
+        if mine is None:
+            raise answer.error(f"logprobs.token_logprobs.{t}", "is missing")
+        logp[i], lmax[i], arg[i] = mine, max(options[best_id], mine), best_id if options[best_id] >= mine else ids[t]
+    return Scored.from_logprobs(logp, lmax, arg)
 
 
 @dataclass(eq=False)
-class OpenAIBackend(BaseBackend):
-    """A model served behind an OpenAI-compatible ``/v1/completions`` endpoint."""
+class OpenAIBackend(HTTPBackend):
+    """A model behind an OpenAI-compatible server (see the module docstring)."""
 
-    client: Client
-    served: str  # the server's model name
-    tokenizer: Any
-    window: ContextWindow
-    concurrency: int = 4
-    spec: str = ""
-    dtype: str = "server"
-    device: str = "server"
-    server_versions: dict[str, str] = field(default_factory=dict)
+    dialect: Dialect = DIALECTS["openai"]
+    api: str = "completions"
+    pieces: dict[str, int] | None = None  # decoded token -> id, for servers that return tokens as text
 
     kind: ClassVar[str] = "openai"
 
     @property
-    def name(self) -> str:
-        return self.served
+    def capabilities(self) -> Capabilities:
+        base = super().capabilities
+        return Capabilities(base.full_distributions, base.generate, frozenset(self.dialect.keys))
+
+    def sent_params(self, setting) -> dict[str, Any]:
+        return self.dialect.params(setting)
 
     def info(self) -> dict[str, Any]:
-        return model_block(self, source="server", sha256=None, cls=None, base_url=public_url(self.client.base_url))
+        return {**super().info(), "api": self.api}
 
-    def versions(self) -> dict[str, str]:
-        return dict(self.server_versions)
+    # ---- prompts ----------------------------------------------------------------------------------
+    def _prompt(self, ids: Sequence[int]) -> list[int] | str:
+        """Token ids, or for a server that takes only text, text the server tokenizes back into
+        exactly ``ids`` (checked: ``_text_for``)."""
+        if self.dialect.token_prompts:
+            return list(ids)
+        return self.text_for(ids)
 
-    def _map(self, fn, items: Sequence[Any], progress: ProgressCallback | None, label: str) -> list[Any]:
-        out: list[Any] = [None] * len(items)
-        done = 0
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-            for future in futures:  # in order; the pool keeps `concurrency` in flight
-                out[futures[future]] = future.result()
-                done += 1
-                if progress:
-                    progress(label, done, len(items))
-        return out
+    def server_tokens(self, text: str) -> list[int] | None:
+        """Through the tokenize endpoint (llama-cpp-python), or the ids vLLM echoes; a standard
+        server cannot say (None)."""
+        d = self.dialect
+        if d.tokenize:
+            answer = self.client.post_root(d.tokenize, {"model": self.served, "input": text})
+            path, tokens = "tokens", answer.get("tokens", list)
+            ok = all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)
+        elif d.token_ids_out:
+            body = {"model": self.served, "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True,
+                    "logprobs": 0, "return_tokens_as_token_ids": True}  # fmt: skip
+            answer = self.client.post("/completions", body)
+            path, echoed = "choices.0.logprobs.tokens", answer.get("choices.0.logprobs.tokens", list)
+            try:
+                tokens, ok = [_token_id(t) for t in echoed][:-1], True  # the echo, then one new token
+            except ValueError:
+                tokens, ok = [], False
+        else:
+            return None
+        if not ok:
+            raise answer.error(path, "holds something that is not a token id")
+        return tokens
 
-    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored]:
+    def _piece_ids(self) -> dict[str, int]:
+        """Each token's text -> its id, for servers that name tokens by their text; a text that
+        several tokens share maps to -1 (which of them is meant cannot be told)."""
+        if self.pieces is None:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self.pieces = {}
+            for i, t in enumerate(texts):
+                self.pieces[t] = -1 if t in self.pieces else i
+        return self.pieces
+
+    # ---- the probe -------------------------------------------------------------------------------
+    def _score(self, request: ScoreRequest, progress: ProgressCallback | None) -> list[Scored | None]:
         """One request per sequence, ``concurrency`` in flight."""
+        where = f"{self.client.server.public}/completions"
 
         def one(item):
-            ids, start = item
+            ids, start = list(item[0]), item[1]
+            try:
+                prompt = self._prompt(ids)
+            except Unsendable:
+                if request.logp_only:
+                    return None  # this continuation goes unscored
+                raise
             body = {
                 "model": self.served,
-                "prompt": list(ids),
+                "prompt": prompt,
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "echo": True,
                 "logprobs": 1,
-                "prompt_logprobs": 1,
-                "return_tokens_as_token_ids": True,
             }
-            doc = self.client.post("/completions", body)
-            try:
-                choice = doc["choices"][0]
-            except (KeyError, IndexError, TypeError):
-                raise RepcheckError("the server's completions answer has no choices") from None
-            try:
-                return parse_prompt_scores(choice, list(ids), start)
-            except (KeyError, TypeError, ValueError) as err:
-                raise RepcheckError(
-                    f"the server's prompt logprobs are malformed ({type(err).__name__}: {err})"
-                ) from None
+            if self.dialect.prompt_logprobs:
+                body.update(prompt_logprobs=1, return_tokens_as_token_ids=True)
+            answer = self.client.post("/completions", body)
+            choice = answer.get("choices.0", dict)
+            if self.dialect.token_prompts:
+                return parse_prompt_scores(choice, ids, start, where)
+            return self._scores_from_pieces(Answer(choice, where), ids, start)
 
-        return self._map(one, list(zip(request.sequences, request.starts, strict=True)), progress, "scoring")
+        return self.run_all(one, list(zip(request.sequences, request.starts, strict=True)), progress, "scoring")
 
+    def _scores_from_pieces(self, answer: Answer, ids: list[int], start: int) -> Scored:
+        """The probe from echoed logprobs whose tokens are text (llama-cpp-python's server).
+
+        Its echo leaves out a leading BOS token and gives no logprob for the first token it
+        shows; its logprobs are right only when the prompt starts with the BOS token (without
+        one, each is read one row late), so such prompts are refused. The first shown token's
+        numbers come from a second request: the whole next-token distribution after the BOS
+        token (``_after_first``)."""
+        tokens = answer.get("logprobs.tokens", list)
+        dropped = len(ids) + 1 - len(tokens)  # the echo plus one generated token
+        if dropped != 1:
+            raise RepcheckError(
+                f"{answer.where} echoed {len(tokens) - 1} of the {len(ids)} prompt tokens: llama-cpp-python's "
+                "server reads prompt logprobs one position late unless the prompt starts with the model's BOS "
+                "token, which this model's prompts do not; probe this GGUF in-process with --backend llamacpp"
+            )
+        pieces = self._piece_ids()
+        logp, lmax = np.empty(len(ids) - start), np.empty(len(ids) - start)
+        arg = np.empty(len(ids) - start, dtype=np.int64)
+        for i, t in enumerate(range(start, len(ids))):
+            j = t - dropped  # the echo's index of token t
+            if j == 0:
+                logp[i], lmax[i], arg[i] = self._after_first(ids[0], ids[t])
+                continue
+            actual = answer.number(f"logprobs.token_logprobs.{j}")
+            options = self._options(answer, f"logprobs.top_logprobs.{j}")
+            best = max(options, key=options.get)
+            top = max(options[best], actual)
+            logp[i], lmax[i] = actual, top
+            arg[i] = ids[t] if actual >= top else pieces.get(best, -1)
+        return Scored.from_logprobs(logp, lmax, arg)
+
+    @staticmethod
+    def _options(answer: Answer, path: str) -> dict[str, float]:
+        alternatives = answer.get(path, dict)
+        if not alternatives:
+            raise answer.error(path, "is empty")
+        options = {}
+        for piece, value in alternatives.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise answer.error(path, f"maps {piece!r} to {value!r}, not a number")
+            options[piece] = float(value)
+        return options
+
+    def _after_first(self, first: int, token: int) -> tuple[float, float, int]:
+        """(log p of ``token``, log pmax, argmax) after the single token ``first``: the server's
+        whole distribution there (every token's logprob, asked for once per ``first``)."""
+        cache = self.__dict__.setdefault("_first_rows", {})
+        if first not in cache:
+            body = {"model": self.served, "prompt": self.text_for([first]), "max_tokens": 1, "temperature": 0.0,
+                    "logprobs": len(self.tokenizer)}  # fmt: skip
+            answer = self.client.post("/completions", body)
+            cache[first] = self._options(answer, "choices.0.logprobs.top_logprobs.0")
+        options = cache[first]
+        pieces = self._piece_ids()
+        piece = self.tokenizer.decode([token])
+        if pieces.get(piece, -1) != token or piece not in options:
+            raise RepcheckError(
+                f"{self.described} names tokens by their text, and the text {piece!r} of token {token} is shared "
+                "with another token: its probability cannot be read; probe this GGUF with --backend llamacpp"
+            )
+        best = max(options, key=options.get)
+        return options[piece], options[best], pieces.get(best, -1)
+
+    # ---- generation --------------------------------------------------------------------------------
     def _generate(self, request: GenerationRequest, progress: ProgressCallback | None) -> list[RawGeneration]:
-        n = request.per_prompt
-        body_common = {
-            "model": self.served,
-            "n": n,
-            **sampling_params(request.setting),
-            "logprobs": 0,
-            "return_tokens_as_token_ids": True,
-            "skip_special_tokens": False,
-        }
+        """One request per prompt (per sample where the server takes no ``n``), seeded by
+        seed + prompt index (+ sample), ``concurrency`` in flight."""
+        d, chat = self.dialect, self.api == "chat"
+        if chat and (request.sources is None or any(not p.is_chat for p in request.sources)):
+            raise RepcheckError(
+                "the chat endpoint (--api chat) takes conversations: plain-text prompts go to /v1/completions "
+                "(--api completions)",
+                param="api",
+            )
+        per_request = request.per_prompt if d.several else 1
+        common = {"model": self.served, **d.params(request.setting), **d.extra}
+        if d.several:
+            common["n"] = per_request
+        if d.token_ids_out:  # the generated ids, not text to tokenize again
+            common.update(logprobs=True if chat else 0, return_tokens_as_token_ids=True)
+            common["stop_token_ids"] = list(self.stop_ids)
+        jobs = [(i, s) for i in range(len(request.prompts)) for s in range(0, request.per_prompt, per_request)]
 
-        def one(item):
-            index, ids = item
-            body = {
-                **body_common,
-                "prompt": list(ids),
-                "max_tokens": request.budget(index),
-                "seed": request.seed + index,
-            }
-            doc = self.client.post("/completions", body)
+        def one(job):
+            index, first = job
+            body = {**common, "max_tokens": request.budget(index), "seed": request.seed + index + first * 100_003}
+            if chat:
+                body["messages"] = [dict(m) for m in request.sources[index].messages]
+            else:
+                body["prompt"] = self._prompt(request.prompts[index])
+            answer = self.client.post("/chat/completions" if chat else "/completions", body)
+            choices = answer.get("choices", list)
+            if len(choices) != per_request:
+                raise answer.error("choices", f"holds {len(choices)} completions, not {per_request}")
             out = []
-            for sample, choice in enumerate(sorted(doc.get("choices", []), key=lambda c: c.get("index", 0))):
-                try:
-                    tokens = [_token_id(t) for t in choice["logprobs"]["tokens"]]
-                except (KeyError, TypeError, ValueError) as err:
-                    raise RepcheckError(
-                        f"the server's completion has no token ids ({type(err).__name__}); it needs "
-                        "return_tokens_as_token_ids with logprobs"
-                    ) from None
-                finished = choice.get("finish_reason") == "stop"
-                out.append(RawGeneration(index, sample, tokens, "eos" if finished else "length"))
-            if len(out) != n:
-                raise RepcheckError(f"the server returned {len(out)} completions for a prompt, not {n}")
+            for k in range(per_request):
+                c = Answer(answer.get(f"choices.{k}", dict), answer.where)
+                stopped = c.get("finish_reason", str, optional=True) == "stop"
+                tokens = self._chat_tokens(c) if chat else self._tokens_out(c)
+                out.append(
+                    RawGeneration(index, first + k, self.strip_stop(tokens, stopped), "eos" if stopped else "length")
+                )
             return out
 
-        runs = self._map(one, list(enumerate(request.prompts)), progress, f"generating: {request.setting.name}")
+        runs = self.run_all(one, jobs, progress, f"generating: {request.setting.name}")
         return [g for run in runs for g in run]
 
-    def close(self) -> None:
-        self.client.close()
+    def _tokens_out(self, c: Answer) -> list[int]:
+        """A completion's token ids: the server's ids where it gives them (vLLM), else its text
+        tokenized here."""
+        if self.dialect.token_ids_out:
+            return self._ids_of(c, "logprobs.tokens", c.get("logprobs.tokens", list))
+        return self._retokenized(c.get("text", str))
 
+    def _chat_tokens(self, c: Answer) -> list[int]:
+        """A chat completion's token ids: from its logprobs where the server gives ids, else
+        its message tokenized here."""
+        content = c.get("logprobs.content", list, optional=True)
+        if self.dialect.token_ids_out and content is not None:
+            return self._ids_of(
+                c, "logprobs.content", [c.get(f"logprobs.content.{i}.token") for i in range(len(content))]
+            )
+        return self._retokenized(c.get("message.content", str, optional=True) or "")
 
-def api_key() -> str | None:
-    for var in API_KEY_VARIABLES:
-        if os.environ.get(var):
-            return os.environ[var]
-    return None
+    @staticmethod
+    def _ids_of(c: Answer, path: str, tokens: list) -> list[int]:
+        try:
+            return [_token_id(t) for t in tokens]
+        except ValueError:
+            raise c.error(
+                path, "holds tokens that are not token_id:N (the server needs return_tokens_as_token_ids)"
+            ) from None
+
+    def _retokenized(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def check_tokenizer(self) -> None:
+        """Through the server's token ids where it gives them; a standard server, which names
+        tokens only by their text, is checked on that text."""
+        if self.dialect.tokenize or self.dialect.token_ids_out:
+            super().check_tokenizer()
+            return
+        tok = self.tokenizer
+        for text in tokenizer_test_texts(tok):
+            mine = tok(text)["input_ids"]
+            body = {"model": self.served, "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True,
+                    "logprobs": 0}  # fmt: skip
+            answer = self.client.post("/completions", body)
+            tokens = answer.get("choices.0.logprobs.tokens", list)
+            if len(tokens) < len(mine) or "".join(map(str, tokens[: len(mine)])) != tok.decode(mine):
+                # tokens named by text: as many, spelling the same text (byte pieces cannot be compared one by one)
+                raise RepcheckError(
+                    f"the tokenizer differs from the server's: the test string {text[:40]!r} gives other tokens "
+                    "there; give the model's own tokenizer with --tokenizer",
+                    param="tokenizer",
+                )
 
 
 def load_openai(
@@ -290,82 +400,39 @@ def load_openai(
     concurrency: int = 4,
     timeout: float = 60.0,
     retries: int = 3,
+    api: str = "completions",
     dtype: str = "float32",
     device: str = "auto",
     progress: ProgressCallback | None = None,
 ) -> OpenAIBackend:
     """Connect to ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``), serving model ``spec``."""
-    if dtype != "float32" or device not in ("auto", "cpu"):
-        raise RepcheckError(
-            "the openai backend runs the model where the server runs it: dtype and device are the server's",
-            param="dtype" if dtype != "float32" else "device",
+    if api not in APIS:
+        raise RepcheckError(f"api must be one of {', '.join(APIS)}, not {api!r}", param="api")
+
+    def identify(client) -> Identity:
+        listing = model_list(client)
+        entry = listing.get(spec, {})
+        dialect = DIALECTS[OWNERS.get(str(entry.get("owned_by")), "openai")]
+        root = entry.get("root")
+        return Identity(
+            names=list(listing),
+            tokenizer_hint=root if isinstance(root, str) else None,
+            max_tokens=entry.get("max_model_len"),
+            versions=_server_versions(client),
+            fields={"dialect": dialect, "api": api, "server_kind": dialect.name},
         )
-    if not base_url:
-        raise RepcheckError("the openai backend needs a server: --base-url http://HOST:PORT/v1", param="base_url")
-    if urlsplit(base_url).scheme not in ("http", "https"):
-        raise RepcheckError(f"--base-url must start with http:// or https://, not {base_url!r}", param="base_url")
-    from ..errors import require_int, require_number
 
-    require_int("concurrency", concurrency, 1, 256)
-    require_number("timeout", timeout, 0, 3600, lo_open=True)
-    client = Client(base_url, timeout=timeout, retries=retries, api_key=api_key())
-    if progress:
-        progress("connecting", 0, 0)
-    listing = client.get("/models")
-    served = [m.get("id") for m in listing.get("data", []) if isinstance(m, dict)]
-    if spec not in served:
-        client.close()
-        raise RepcheckError(
-            f"{public_url(base_url)} does not serve {spec!r}; it serves: {', '.join(map(str, served)) or 'nothing'}",
-            param="model",
-        )
-    entry = next(m for m in listing["data"] if m.get("id") == spec)
-    source = tokenizer or entry.get("root") or spec
-    tok = load_tokenizer(source, repr(source))
-    max_len = entry.get("max_model_len")
-    backend = OpenAIBackend(
-        client=client,
-        served=spec,
-        tokenizer=tok,
-        window=ContextWindow(max_tokens=int(max_len) if isinstance(max_len, int) else None),
-        concurrency=concurrency,
-        spec=spec,
-        server_versions=_server_versions(client),
-    )
-    check_tokenizer(backend)
-    return backend
+    return connect_served(
+        OpenAIBackend, "openai", spec, identify, base_url=base_url, tokenizer=tokenizer, concurrency=concurrency,
+        timeout=timeout, retries=retries, dtype=dtype, device=device, progress=progress,
+    )  # fmt: skip
 
 
-def _server_versions(client: Client) -> dict[str, str]:
-    try:  # vLLM serves /version beside /v1; other servers may not: then there is no version
-        response = client._http.get(client.server_root() + "/version", timeout=min(client.timeout, 10.0))
+def _server_versions(client) -> dict[str, str]:
+    """vLLM serves /version beside /v1; other servers may not: then there is no version."""
+    try:
+        response = client._http.get(client.server.root("/version"), timeout=min(client.timeout, 10.0))
         version = response.json().get("version") if response.status_code == 200 else None
     except Exception:  # noqa: BLE001 - a missing version is not an error
         return {}
-    return {"server_version": str(version)} if version else {}
-
-
-def check_tokenizer(backend: OpenAIBackend) -> None:
-    """The server must tokenize test strings as the local tokenizer does: ids are the currency."""
-    for text in PROBE_TEXTS:
-        mine = backend.tokenizer(text)["input_ids"]
-        doc = backend.client.post(
-            "/completions",
-            {
-                "model": backend.served,
-                "prompt": text,
-                "max_tokens": 1,
-                "temperature": 0.0,
-                "echo": True,
-                "logprobs": 0,
-                "return_tokens_as_token_ids": True,
-            },
-        )
-        try:
-            theirs = [_token_id(t) for t in doc["choices"][0]["logprobs"]["tokens"]][: len(mine)]
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise RepcheckError(
-                "the server did not echo the prompt's token ids (it needs echo, logprobs and "
-                "return_tokens_as_token_ids on /v1/completions)"
-            ) from None
-        require_same_tokens(mine, theirs, "server", text)
+    return {"server_version": str(version)} if isinstance(version, str) and version else {}

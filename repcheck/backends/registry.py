@@ -46,6 +46,14 @@ class BackendEntry:
         return self.reports_dtype or requested
 
 
+#: the decoding keys SGLang applies with repcheck's meaning: not its repetition penalty, which
+#: counts generated tokens only (transformers' counts the prompt too)
+SGLANG_SETTING_KEYS = frozenset({"temperature", "top_k", "top_p", "min_p", "presence_penalty", "frequency_penalty"})
+#: the decoding keys TGI applies with repcheck's meaning: not its frequency penalty, which
+#: counts prompt tokens too (repcheck's, as vLLM's, counts generated tokens only)
+TGI_SETTING_KEYS = frozenset({"temperature", "top_k", "top_p", "repetition_penalty"})
+SERVED_OPTIONS = ("base_url", "tokenizer", "concurrency", "timeout", "retries")
+
 BACKENDS: dict[str, BackendEntry] = {
     e.name: e
     for e in [
@@ -70,11 +78,35 @@ BACKENDS: dict[str, BackendEntry] = {
         ),
         BackendEntry(
             name="openai",
-            summary="an OpenAI-compatible server (vLLM, llama.cpp's server, SGLang, TGI; --model is the served name)",
+            summary="an OpenAI-compatible server: vLLM, llama-cpp-python's, any other (--model is the served name)",
             module="repcheck.backends.openai",
             loader="load_openai",
             capabilities=Capabilities(generate=True, setting_keys=SERVED_SETTING_KEYS),
-            options=("base_url", "tokenizer", "concurrency", "timeout", "retries"),
+            options=(*SERVED_OPTIONS, "api"),
+            extra="openai",
+            install="`pip install 'repcheck[openai]'`",
+            reports_dtype="server",
+            local_specs=False,
+        ),
+        BackendEntry(
+            name="sglang",
+            summary="an SGLang server's native /generate (--model is the served name)",
+            module="repcheck.backends.sglang",
+            loader="load_sglang",
+            capabilities=Capabilities(generate=True, setting_keys=SGLANG_SETTING_KEYS),
+            options=SERVED_OPTIONS,
+            extra="openai",
+            install="`pip install 'repcheck[openai]'`",
+            reports_dtype="server",
+            local_specs=False,
+        ),
+        BackendEntry(
+            name="tgi",
+            summary="a Text Generation Inference server's native /generate (--model is its model_id)",
+            module="repcheck.backends.tgi",
+            loader="load_tgi",
+            capabilities=Capabilities(generate=True, setting_keys=TGI_SETTING_KEYS),
+            options=SERVED_OPTIONS,
             extra="openai",
             install="`pip install 'repcheck[openai]'`",
             reports_dtype="server",
@@ -113,7 +145,8 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         owners = [b.name for b in BACKENDS.values() if key in b.options]
         if not owners:
             raise RepcheckError(f"no backend takes the option {key}", param=key)
-        raise RepcheckError(f"{key} goes with backend {' or '.join(owners)}, not {name}", param=key)
+        which = owners[0] if len(owners) == 1 else f"{', '.join(owners[:-1])} or {owners[-1]}"
+        raise RepcheckError(f"{key} goes with backend {which}, not {name}", param=key)
 
 
 def check_model_spec(backend: str, spec: str) -> None:

@@ -80,6 +80,9 @@ class VLLMBackend(EngineBackend):
                 progress("scoring", len(out), len(request))
         return out
 
+    def sent_params(self, setting) -> dict[str, Any]:
+        return sampling_params(setting)
+
     def _generate(self, request: GenerationRequest, progress: ProgressCallback | None) -> list[RawGeneration]:
         """One request per prompt (``samples`` continuations when the setting samples), seeded
         by seed + prompt index, all handed to vLLM at once (it batches them itself)."""

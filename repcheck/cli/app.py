@@ -85,7 +85,8 @@ app = typer.Typer(
     name="repcheck",
     cls=OneLineErrors,
     help="Measure why and how much a causal language model repeats itself.\n\n"
-    "Exit codes: 0 success, 2 bad input, 1 internal error; `check` exits 3 on a regression.",
+    "Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error, 3 regression (`check`), "
+    "130 interrupted (Ctrl-C), 141 output pipe closed.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -16,12 +16,14 @@ from typing import Annotated, Any
 import typer
 
 from ..backends.hf import ATTN_IMPLEMENTATIONS
+from ..backends.openai import APIS
 from ..backends.registry import BACKENDS, NAMES, check_options, entry
 from .groups import option_group
 from .options import Device, DeviceOpt, ThreadsOpt, choices
 
 BackendName = choices("BackendName", NAMES)
 AttnImplementation = choices("AttnImplementation", ATTN_IMPLEMENTATIONS)
+Api = choices("Api", APIS)
 
 _BACKEND_HELP = "Where the model runs: " + "; ".join(f"{e.name}: {e.summary}" for e in BACKENDS.values()) + "."
 
@@ -39,29 +41,40 @@ PARAMS: dict[str, tuple[Any, Any]] = {
     "base_url": _option(
         str | None,
         "--base-url",
-        "openai backend: the server, e.g. http://127.0.0.1:8000/v1. The API key is read from $REPCHECK_API_KEY "
-        "or $OPENAI_API_KEY, never from the command line.",
+        "served backends (openai, sglang, tgi): the server, e.g. http://127.0.0.1:8000/v1 (a query string is "
+        "kept). The API key is read from $REPCHECK_API_KEY or $OPENAI_API_KEY, never from the command line.",
         envvar="REPCHECK_BASE_URL",
     ),
     "tokenizer": _option(
         str | None,
         "--tokenizer",
-        "openai and llamacpp backends: the model's Hugging Face tokenizer (directory or hub id); default: the "
-        "server's model name (openai) or the one in the GGUF file (llamacpp). Checked against the engine's own "
+        "served and llamacpp backends: the model's Hugging Face tokenizer (directory or hub id); default: the "
+        "served model's name or the one in the GGUF file (llamacpp). Checked against the engine's own "
         "tokenization.",
     ),
     "concurrency": _option(
-        int | None, "--concurrency", "openai backend: requests in flight (default 4).", min=1, max=256
+        int | None, "--concurrency", "served backends: requests in flight (default 4).", min=1, max=256
     ),
     "timeout": _option(
-        float | None, "--timeout", "openai backend: seconds to wait for one answer (default 60).", min=0.1, max=3600
+        float | None,
+        "--timeout",
+        "served backends: seconds to wait for one answer (default 60; a request that times out is not retried).",
+        min=0.1,
+        max=3600,
     ),
     "retries": _option(
         int | None,
         "--retries",
-        "openai backend: retries of a request after a connection error, timeout or 5xx (default 3).",
+        "served backends: retries of a request after a connection error, 429 or 5xx (default 3); the first "
+        "failure that remains stops every other request.",
         min=0,
         max=20,
+    ),
+    "api": _option(
+        Api | None,
+        "--api",
+        "openai backend: generate through /v1/completions (default; rendered prompts) or /v1/chat/completions "
+        "(conversations as messages, the server applying the chat template: chat-only APIs).",
     ),
     "attn_implementation": _option(
         AttnImplementation | None,
@@ -134,6 +147,7 @@ class ModelLoader:
             "concurrency": values["concurrency"],
             "timeout": values["timeout"],
             "retries": values["retries"],
+            "api": values["api"].value if values["api"] else None,
             "attn_implementation": values["attn_implementation"].value if values["attn_implementation"] else None,
             "device_map": "auto" if values["device_map"] else None,
             "tensor_parallel_size": values["tensor_parallel_size"],

@@ -23,7 +23,8 @@ def compare_command(
         Path | None,
         typer.Option(
             "--prompts",
-            help="Prompts file: .txt (one per line), .jsonl (text field), .json (array) or .csv (text column).",
+            help="Prompts file: .txt (one per line), .jsonl (text field), .json (array) or .csv (text column); "
+            "or the shipped set open_ended.",
         ),
     ] = None,
     limit: opt.LimitOpt = None,
@@ -64,8 +65,9 @@ def compare_command(
         Path | None,
         typer.Option(
             "--next-token",
-            help="Human text (one text per line, or .jsonl/.json/.csv): also report Welleck et al.'s next-token "
-            "metrics (rep/wrep at 16/32/128/512 tokens of context, accuracy, perplexity, uniq).",
+            help="Human text (one text per line, or .jsonl/.json/.csv; or a shipped set: wiki_en): also report "
+            "Welleck et al.'s next-token metrics (rep/wrep at 16/32/128/512 tokens of context, accuracy, "
+            "perplexity, uniq).",
         ),
     ] = None,
     legit: opt.LegitOpt = None,

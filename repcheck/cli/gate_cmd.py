@@ -53,6 +53,7 @@ def create(
     model: opt.ModelOpt = opt.DEFAULT,
     suite: SuiteOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Baseline JSON to write.")] = Path("baseline.json"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing baseline file.")] = False,
     load: ModelLoader = ModelLoader(),
     json_: opt.JsonOpt = False,
     quiet: opt.QuietOpt = False,
@@ -61,12 +62,15 @@ def create(
     from ..backends.registry import check_model_spec
     from ..gate import create_baseline, suite_inputs
     from ..gate.suite import Suite, load_suite
-    from ..outputs import check_writable_file, write_text_file
+    from ..outputs import check_distinct, check_writable_file, write_text_file
     from ..provenance import dumps
 
     the_suite = load_suite(suite) if suite is not None else Suite()
     inputs = suite_inputs(the_suite)  # its sentence, prompt and legit files must be readable before a model loads
+    check_distinct({"suite": suite}, {"output": output})
     check_writable_file(output, "output")
+    if output.exists() and not force:
+        raise RepcheckError(f"{output} exists; pass --force to replace it", param="output")
     check_model_spec(load.backend, model)
     _check_legit_models(inputs, model, load.backend)
     with progress_callback(quiet) as cb:
@@ -118,8 +122,9 @@ def check_command(
     from ..backends.registry import check_model_spec
     from ..gate import check, load_baseline, preflight
     from ..gate.suite import load_suite
-    from ..outputs import check_writable_file, write_text_file
+    from ..outputs import check_distinct, check_writable_file, write_text_file
 
+    check_distinct({"baseline": baseline, "suite": suite}, {"report": report, "markdown": markdown, "junit": junit})
     doc, base_suite = load_baseline(baseline)
     given = load_suite(suite) if suite is not None else None
     run_dtype = dtype.value if dtype else base_suite.dtype

@@ -89,7 +89,7 @@ SentenceFileOpt = Annotated[
         "--file",
         "-f",
         help="A set of sentences: .txt (one per line, # comments), .jsonl (text field), .json (array) "
-        "or .csv (text column).",
+        "or .csv (text column); or a shipped set by name: wiki_en, zh.",
     ),
 ]
 

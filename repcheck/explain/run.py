@@ -237,7 +237,7 @@ def explain(
     require_drawable(top, n_heads, "heads", "top")
     require_drawable(n_neurons, n_all_neurons, "neurons", "neuron_share")
     encoded, prefix_ids = encode_inputs(model, sentences, prefix)
-    check_fits(len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window)
+    check_fits(len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window, prefix_given=bool(prefix))
     seqs = [repeated_input(prefix_ids, list(e.token_ids), repeats) for e in encoded]
     tr = trace(
         model,

@@ -109,6 +109,11 @@ def create_baseline(model: Backend, suite: Suite, progress: ProgressCallback | N
     metrics = {}
     for name, m in values.items():
         rule = suite.rule(name)
+        if rule.direction is not None and not math.isfinite(m.value):
+            raise RepcheckError(
+                f"the gated metric {name!r} measured {m.value} on this model: a baseline cannot gate on it "
+                "(report it only, or change the suite)"
+            )
         metrics[name] = {
             **asdict(m),
             "direction": rule.direction,
@@ -184,6 +189,14 @@ def load_baseline(path: str | Path) -> tuple[dict[str, Any], Suite]:
                 raise RepcheckError(f"baseline {path}: metric {name!r} has a negative tolerance")
         if m.get("direction") not in (None, "lower", "higher"):
             raise RepcheckError(f"baseline {path}: metric {name!r} has an unknown direction {m.get('direction')!r}")
+        if m.get("direction") is not None:  # a gated metric: a regression is judged against these numbers
+            for field_name in ("value", "stderr", "tolerance"):
+                v = m.get(field_name)
+                if (v is None and field_name == "value") or (v is not None and not math.isfinite(v)):
+                    raise RepcheckError(
+                        f"baseline {path}: gated metric {name!r} has {field_name} {v!r}, not a finite number; "
+                        "nothing can be checked against it (recreate the baseline)"
+                    )
     env = doc["environment"]
     if not isinstance(env.get("dtype"), str):
         raise RepcheckError(f"baseline {path}: its environment block has no dtype")

@@ -112,7 +112,13 @@ def run_legit(
         tok, [c.prompt for c in suite.cases], [c.max_new_tokens for c in suite.cases], model.context_length, model.name
     )
     request = GenerationRequest(
-        prompts, setting, [c.max_new_tokens for c in suite.cases], samples=1, seed=seed, batch_size=batch_size
+        prompts,
+        setting,
+        [c.max_new_tokens for c in suite.cases],
+        samples=1,
+        seed=seed,
+        batch_size=batch_size,
+        sources=[c.prompt for c in suite.cases],
     )
     relabel = (lambda _d, done, total: progress(f"legit suite: {setting.name}", done, total)) if progress else None
     began = time.perf_counter()

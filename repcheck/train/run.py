@@ -20,7 +20,7 @@ from typing import Any
 
 from ..cpu import has_amx
 from ..errors import RepcheckError
-from ..outputs import remove_previous_run
+from ..outputs import missing_dirs, remove_if_empty, remove_previous_run
 from ..progress import ProgressCallback
 from .config import TrainConfig
 from .data import check_corpus, read_corpus, repetition_pairs, split_corpus, text_blocks
@@ -85,7 +85,14 @@ def prepare_out(cfg: TrainConfig) -> Path | None:
         stored = out / "train_config.json"
         if ckpt is None or not stored.is_file():
             raise RepcheckError(f"{out} holds no complete checkpoint of a repcheck training run to resume", param="out")
-        before = json.loads(stored.read_text())
+        try:
+            before = json.loads(stored.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise RepcheckError(
+                f"{stored} cannot be read ({type(err).__name__}); the run cannot be resumed", param="resume"
+            ) from None
+        if not isinstance(before, dict):
+            raise RepcheckError(f"{stored} holds {type(before).__name__}, not a training configuration", param="resume")
         changed = [k for k in RESUME_KEYS if before.get(k) != getattr(cfg, k)]
         if changed:
             raise RepcheckError(
@@ -150,13 +157,17 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
     out = cfg.out_path
     if resume_from is None and cfg.overwrite:  # remove an earlier run's files before this one writes any
         remove_previous_run(out, also=WORKING)
+    created = missing_dirs(out)
     out.mkdir(parents=True, exist_ok=True)
     before_path = out / "before.json"
     if state.is_main_process:
-        if resume_from is not None and before_path.is_file():
-            before = json.loads(before_path.read_text())
-        else:
-            before = evaluate(model, eval_set, cfg, progress)
+        before = _stored_before(before_path) if resume_from is not None else None
+        if before is None:
+            try:
+                before = evaluate(model, eval_set, cfg, progress)
+            except BaseException:  # interrupted or failed before anything was written: no empty --out
+                remove_if_empty(created)
+                raise
             before_path.write_text(json.dumps(before, indent=1, allow_nan=True))
             (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     state.wait_for_everyone()
@@ -201,6 +212,16 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
             (out / "before.json").unlink(missing_ok=True)
     state.wait_for_everyone()
     return TrainResult(out, report, written)
+
+
+def _stored_before(path: Path) -> dict[str, Any] | None:
+    """The evaluation before training that a resumed run stored, or None where it is missing
+    or unreadable (then the base model is evaluated again: the same numbers)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _wrap_lora(model, cfg: TrainConfig):

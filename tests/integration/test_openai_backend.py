@@ -1,5 +1,8 @@
 """The openai backend against a real vLLM server's recorded answers, replayed on loopback:
-the same numbers as the transformers backend on the same checkpoint (float32)."""
+the same numbers as the transformers backend on the same checkpoint (float32), greedy chat
+answers through /v1/chat/completions token-identical (the stop token the server returns
+removed), and greedy token-identical on a checkpoint whose generation_config samples with a
+repetition penalty (every key sent)."""
 
 import json
 import sys
@@ -8,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import run
-from openai_stub import ReplayServer
+from server_stubs import ReplayServer
 
 from repcheck import load_model
 
@@ -29,7 +32,9 @@ def replay():
 def both(replay, smol_loaded):
     tokenizer = smol_loaded.model.config._name_or_path
     served = load_model(WORKLOAD["model"], backend="openai", base_url=replay.base_url, tokenizer=tokenizer)
-    return run_workload(served), run_workload(smol_loaded), served
+    chat = load_model(WORKLOAD["model"], backend="openai", base_url=replay.base_url, tokenizer=tokenizer, api="chat")
+    defaults = load_model(WORKLOAD["defaults_model"], backend="openai", base_url=replay.base_url, tokenizer=tokenizer)
+    return run_workload(served, chat, defaults), run_workload(smol_loaded, smol_loaded), served
 
 
 def test_probe_equals_the_transformers_backend(both):
@@ -45,6 +50,36 @@ def test_greedy_generation_is_token_identical(both):
     server, local, _ = both
     for a, b in zip(server["greedy"].generations, local["greedy"].generations, strict=True):
         assert a.token_ids[:32] == b.token_ids[:32], (a.text, b.text)
+
+
+def test_chat_answers_are_token_identical_without_the_stop_token(both):
+    server, local, _ = both
+    for a, b in zip(server["chat"].cases, local["chat"].cases, strict=True):
+        assert a.token_ids == b.token_ids and a.finish == b.finish, (a.text, b.text)
+    assert any(c.finish == "eos" for c in local["chat"].cases)  # the server returned its stop token; it is gone
+
+
+def test_greedy_is_greedy_on_a_checkpoint_with_sampling_defaults(both):
+    """vLLM fills every key a request leaves out from generation_config (repetition_penalty
+    1.3, top_k 20, top_p 0.8, temperature 0.7 here): every key is sent, so greedy stays greedy."""
+    server, local, _ = both
+    for a, b in zip(server["defaults"].generations, local["greedy"].generations, strict=True):
+        assert a.token_ids == b.token_ids, (a.text, b.text)
+    assert server["defaults"].sent["repetition_penalty"] == 1.0 and server["defaults"].sent["temperature"] == 0.0
+
+
+def test_the_recorded_server_does_fill_what_a_request_leaves_out(replay, both, smol_loaded):
+    """The control, recorded from the same server: temperature=0 alone is not greedy there."""
+    import httpx
+    from record_openai_responses import bare_requests
+
+    _, local, _ = both
+    differ = []
+    for body, g in zip(bare_requests(smol_loaded.tokenizer), local["greedy"].generations, strict=True):
+        answer = httpx.post(replay.base_url + "/completions", json=body).json()
+        tokens = [int(t.split(":")[1]) for t in answer["choices"][0]["logprobs"]["tokens"]]
+        differ.append(tokens[: len(g.token_ids)] != g.token_ids)
+    assert any(differ)
 
 
 def test_sampling_runs_on_the_server(both):

@@ -235,8 +235,6 @@ def test_llamacpp_logits_feed_compare_probe(tiny_llama_model):
 # ---- the CLI's backend options -----------------------------------------------------------------
 
 
-
-
 # ---- every backend's rows through the same consumer --------------------------------------------------
 @pytest.fixture(params=["hf", "vllm", "llamacpp", "openai"])
 def any_backend(request, tiny_llama_model, tiny_llama):
@@ -250,7 +248,7 @@ def any_backend(request, tiny_llama_model, tiny_llama):
     elif request.param == "llamacpp":
         yield llamacpp_backend(hf)
     else:
-        from openai_stub import vllm_like_server
+        from server_stubs import vllm_like_server
 
         from repcheck import load_model
 

@@ -230,7 +230,10 @@ def test_ablate_heads_on_probe_and_compare(tiny_copier, tmp_path):
     ("args", "needles"),
     [
         (["explain", "x", "--top", "0"], ["--top"]),
-        (["explain", "x", "--top", "8"], ["--top: 8 top heads and 8 random ones for the control need 16 heads; the model has 8: ask for at most 4"]),
+        (
+            ["explain", "x", "--top", "8"],
+            ["--top: 8 top heads and 8 random ones for the control need 16 heads; the model has 8: ask for at most 4"],
+        ),
         (["explain", "x", "--top", "5"], ["need 10 heads; the model has 8"]),  # a numpy ValueError before
         (["explain", "x", "--top", "2", "--neurons", "0.6"], ["--neurons: ", "random ones for the control", "at most"]),
         (["explain", "x", "--random-draws", "0"], ["--random-draws"]),

@@ -207,3 +207,67 @@ def test_random_input_files(tiny_llama, tmp_path_factory, case):
     assert_contract(r)
     if r.exit_code == 0:
         assert json.loads(r.stdout)["sentences"]
+
+
+# ---- a server answering malformed JSON --------------------------------------------------------------
+JSON_LEAF = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8), st.sampled_from(["token_id:1", "token_id:x", "NaN", "tiny"]),
+)  # fmt: skip
+JSON_DOC = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "data",
+                    "id",
+                    "choices",
+                    "prompt_logprobs",
+                    "logprobs",
+                    "tokens",
+                    "token_logprobs",
+                    "top_logprobs",
+                    "owned_by",
+                    "max_model_len",
+                    "logprob",
+                    "rank",
+                    "0",
+                    "1",
+                    "5",
+                ]
+            ),
+            inner,
+            max_size=5,
+        ),  # fmt: skip
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server():
+    """One loopback server for every example: /models serves "tiny" (so a run gets as far as
+    the answers under test), every other endpoint answers the example's document."""
+    from server_stubs import ScriptedServer
+
+    state = {"doc": {}}
+
+    def script(method, path, body):
+        if path.endswith("/models") and state.get("models_ok"):
+            return 200, {"data": [{"id": "tiny", "owned_by": "vllm", "max_model_len": 64}]}
+        return 200, state["doc"]
+
+    with ScriptedServer(script) as server:
+        server.state = state
+        yield server
+
+
+@FUZZ
+@given(doc=JSON_DOC, models_ok=st.booleans(), backend=st.sampled_from(["openai", "sglang", "tgi"]))
+def test_malformed_server_answers_are_one_line_errors(fuzz_server, tiny_llama, doc, models_ok, backend):
+    fuzz_server.state.update(doc=doc, models_ok=models_ok)
+    res = run("probe", "Water boils.", "-k", "2", "--backend", backend, "--base-url", fuzz_server.base_url,
+              "--tokenizer", tiny_llama, "--model", "tiny", "--retries", "0", "--timeout", "5")  # fmt: skip
+    assert_contract(res)

@@ -3,7 +3,6 @@ request with each case's own budget, results that do not depend on batching, the
 continuations on every backend, and a chat suite refused for a model without a template."""
 
 import json
-import shutil
 
 import pytest
 from cli_helpers import assert_usage_error, run
@@ -12,22 +11,6 @@ from repcheck import load_model
 from repcheck.decoding import parse_setting
 from repcheck.legit import load_legit_suite, run_legit
 from repcheck.prompts import Prompt, render
-
-TEMPLATE = (
-    "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
-    "{% if add_generation_prompt %}<s>assistant:{% endif %}"
-)
-
-
-@pytest.fixture(scope="module")
-def chat_llama(tiny_llama, tmp_path_factory):
-    """The tiny Llama with a chat template."""
-    path = tmp_path_factory.mktemp("tiny-chat")
-    shutil.copytree(tiny_llama, path, dirs_exist_ok=True)
-    config = json.loads((path / "tokenizer_config.json").read_text())
-    config["chat_template"] = TEMPLATE
-    (path / "tokenizer_config.json").write_text(json.dumps(config))
-    return path
 
 
 def _suite(tmp_path, cases):

@@ -51,7 +51,7 @@ def test_the_docs_table_is_the_registry():
 def test_options_of_another_backend_are_refused_with_their_backend():
     check_options("openai", {"base_url": "http://h/v1", "timeout": 5})
     check_options("hf", {"base_url": None})  # unset options are not given
-    with pytest.raises(RepcheckError, match="base_url goes with backend openai, not hf") as err:
+    with pytest.raises(RepcheckError, match="base_url goes with backend openai, sglang or tgi, not hf") as err:
         check_options("hf", {"base_url": "http://h/v1"})
     assert err.value.param == "base_url"
     with pytest.raises(RepcheckError, match="max_model_len goes with backend vllm or llamacpp, not hf"):
@@ -70,8 +70,8 @@ def test_options_of_another_backend_are_refused_with_their_backend():
         (["--tensor-parallel-size", "2"], "--tensor-parallel-size goes with backend vllm, not hf"),
         (["--backend", "llamacpp", "--gpu-memory-utilization", "0.5"], "goes with backend vllm, not llamacpp"),
         (["--max-model-len", "512"], "--max-model-len goes with backend vllm or llamacpp"),
-        (["--backend", "hf", "--tokenizer", "x"], "--tokenizer goes with backend openai or llamacpp"),
-        (["--base-url", "http://127.0.0.1:9/v1"], "--base-url goes with backend openai, not hf"),
+        (["--backend", "hf", "--tokenizer", "x"], "--tokenizer goes with backend openai, sglang, tgi or llamacpp"),
+        (["--base-url", "http://127.0.0.1:9/v1"], "--base-url goes with backend openai, sglang or tgi, not hf"),
         (["--concurrency", "2"], "--concurrency goes with backend openai"),
     ],
 )
@@ -84,7 +84,7 @@ def test_a_base_url_from_the_environment_is_for_other_runs(monkeypatch):
     from repcheck.cli.backend_options import BackendName, ModelLoader
     from repcheck.cli.options import Device
 
-    values = {name: None for name in ("tokenizer", "concurrency", "timeout", "retries", "attn_implementation",
+    values = {name: None for name in ("tokenizer", "concurrency", "timeout", "retries", "api", "attn_implementation",
                                       "tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "threads")}  # fmt: skip
     values["device"] = Device.auto
 
