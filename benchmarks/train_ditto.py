@@ -1,20 +1,28 @@
-"""The result that counts for `repcheck train`: DITTO on the built-in SmolLM2-135M, on this CPU.
+"""The result that counts for `repcheck train`: the default recipe on the built-in SmolLM2-135M,
+the sweep that chose it, and the other methods at their defaults, on this CPU.
 
-Trains once per method (DITTO, the MLE control, token- and sequence-level unlikelihood,
-ScaleGrad) with the shipped corpus and the default budget, and prints before -> after on the
-held-out split: TP at the last of 8 copies, greedy seq-rep-4 on the open-ended prompts, and
-held-out perplexity, with the targets:
+Trains each configuration of CONFIGS (or those --configs names) and prints, before -> after
+on the held-out split and the shipped prompts and suites, the numbers of the issue's targets:
 
-  * DITTO brings TP at the last copy from its base value (~0.95) to 0.5 or less,
-  * cuts greedy seq-rep-4 by at least half,
-  * keeps held-out perplexity within +10% of the base model,
-  * and the MLE control does neither of the first two;
+  * TP at the last of 8 copies of held-out sentences (never trained on): <= 0.5;
+  * the legitimate-repetition suite's pass rate: >= base - 5 points, and no category worse by
+    more than 10 points;
+  * mean greedy answer length on the open-ended prompts (as chat): >= 0.75x base; the share of
+    answers ending at EOS: at most 10 points above base;
+  * perplexity on general prose (wiki_en, not the training domain): <= +5%;
+  * the loop rate at 256 new tokens at least halved, length-matched seq-rep-4 at least 30% lower;
+  * the MLE control (same data, same budget) does none of the first and last;
+  * training time <= 15 minutes on an idle machine of this kind.
 
-then the training cost of each method against a plain MLE step of transformers' Trainer on
-the same batches (the model's own loss, labels = input ids), in this same run: tokens/s of
-each against the plain step's (target >= 0.8; sequence-level unlikelihood also decodes).
+Each line prints the load other processes put on the machine while it trained (a busy
+machine makes a run up to 3x slower) and the CPU's kind (AMX or AVX2 only). The base model is
+evaluated once per data configuration and reused. --reuse reads a configuration's
+report.json where an earlier run of this script left one.
 
-Usage: python benchmarks/train_ditto.py [--steps 200] [--methods ditto,mle,...] [--out runs/bench-train] [--reuse]
+With --cost, also the training cost of each method: tokens/s of its own batches against a
+plain MLE step of transformers' Trainer on the same input ids, in the same run.
+
+Usage: python benchmarks/train_ditto.py [--configs ditto,mle,...] [--out runs/bench-train] [--reuse] [--cost]
 """
 
 from __future__ import annotations
@@ -27,35 +35,88 @@ from pathlib import Path
 
 from repcheck.cpu import describe_cpu
 
-METHODS = ("ditto", "mle", "ul-token", "ul-seq", "scalegrad")
+#: name -> TrainConfig overrides. "ditto" is the default recipe; the rest of the first group
+#: is the sweep that chose it; the second group the other methods at their defaults.
+CONFIGS: dict[str, dict] = {
+    "ditto": {},
+    "ditto-lam0.9": {"lam": 0.9},
+    "ditto-rep0.25": {"rep_rate": 0.25},
+    "ditto-no-asked": {"legit_mix": 0.0},
+    "ditto-no-select": {"select_every": 0},
+    "ditto-python-docs": {"data": ["python_docs"], "self_samples": 0},
+    "mle": {"method": "mle"},
+    "ul-token": {"method": "ul-token"},
+    "ul-seq": {"method": "ul-seq"},
+    "scalegrad": {"method": "scalegrad"},
+}
+#: the configuration fields that decide the held-out split and the evaluation (equal: one base run)
+DATA_KEYS = ("model", "data", "self_samples", "self_new_tokens", "seed", "eval_fraction", "eval_repeats",
+             "eval_sentences", "eval_prompts", "eval_new_tokens", "eval_legit", "block_size")  # fmt: skip
 
 
-def train_all(steps: int, methods: list[str], out: Path, reuse: bool = False) -> dict[str, dict]:
+def data_key(cfg) -> str:
+    return json.dumps({k: getattr(cfg, k) for k in DATA_KEYS}, sort_keys=True)
+
+
+def run_all(names: list[str], out: Path, reuse: bool) -> dict[str, dict]:
+    from repcheck.threads import LoadMeter
     from repcheck.train import TrainConfig, train
-    from repcheck.train.run import last_checkpoint
 
-    reports = {}
-    for method in methods:
-        done = out / method / "report.json"
-        if reuse and done.is_file():  # an earlier, interrupted run of this benchmark trained it already
+    reports: dict[str, dict] = {}
+    bases: dict[str, dict] = {}
+    for name in names:
+        cfg = TrainConfig(**{**CONFIGS[name], "out": str(out / name), "overwrite": True})
+        done = out / name / "report.json"
+        if reuse and done.is_file():
             report = json.loads(done.read_text())
-            if report["training"]["steps"] == steps:
-                wall = float(report.get("wall_s") or report["training"]["elapsed_s"])
-                reports[method] = {**report, "wall_s": wall}
-                print(f"  {method:9s} reused from {done} ({wall / 60:5.1f} min of training)", flush=True)
-                continue
-        # an interrupted run left a checkpoint: continue it (its training time then covers only this sitting)
-        resume = reuse and last_checkpoint(out / method) is not None
-        if resume:
-            print(f"  {method:9s} resuming from {last_checkpoint(out / method)}", flush=True)
+            reports[name] = report
+            bases.setdefault(data_key(cfg), report["before"])
+            print(f"  {name:18s} reused from {done}", flush=True)
+            continue
         started = time.perf_counter()
-        result = train(
-            TrainConfig(method=method, steps=steps, out=str(out / method), overwrite=not resume, resume=resume)
-        )
-        wall = time.perf_counter() - started
-        reports[method] = {**result.report, "wall_s": wall}
-        print(f"  {method:9s} trained in {wall / 60:5.1f} min wall", flush=True)
+        with LoadMeter() as load:
+            result = train(cfg, before=bases.get(data_key(cfg)))
+        report = {**result.report, "wall_s": time.perf_counter() - started, "load": load.describe()}
+        done.write_text(json.dumps(report, default=str))
+        bases.setdefault(data_key(cfg), report["before"])
+        reports[name] = report
+        t = report["training"]
+        print(f"  {name:18s} {t['steps']} steps, {t['elapsed_s'] / 60:.1f} min training, "
+              f"{report['wall_s'] / 60:.1f} min in all; {report['load']}", flush=True)  # fmt: skip
     return reports
+
+
+def row(report: dict, which: str) -> dict[str, float]:
+    from repcheck.train.evaluate import pick
+
+    block = report[which]
+    return {
+        "tp_last": pick(block, "probe.tp_last"),
+        "loop_rate": pick(block, "generation.loop_rate"),
+        "seq_rep_4": pick(block, "generation.seq_rep_4"),
+        "seq_rep_4_matched": pick(block, "generation.seq_rep_4_matched"),
+        "legit": pick(block, "legit.pass_rate"),
+        "length": pick(block, "generation.mean_length"),
+        "eos": pick(block, "generation.eos_rate"),
+        "ppl_general": pick(block, "perplexity_general"),
+        "ppl": pick(block, "perplexity"),
+    }
+
+
+def targets(report: dict) -> dict[str, bool]:
+    b, a = row(report, "before"), row(report, "after")
+    worst = min((r["change"] for r in report.get("legit_by_category", []) if r.get("change") is not None), default=0.0)
+    return {
+        "TP at the last of 8 copies <= 0.5": a["tp_last"] <= 0.5,
+        "legit pass rate >= base - 5 points": a["legit"] >= b["legit"] - 0.05,
+        "no legit category worse by more than 10 points": worst >= -0.10,
+        "mean answer length >= 0.75x base": a["length"] >= 0.75 * b["length"],
+        "EOS rate at most 10 points above base": a["eos"] <= b["eos"] + 0.10,
+        "general-prose perplexity <= +5%": a["ppl_general"] <= 1.05 * b["ppl_general"],
+        "loop rate at 256 tokens at least halved": a["loop_rate"] <= b["loop_rate"] / 2,
+        "length-matched seq-rep-4 at least 30% lower": a["seq_rep_4_matched"] <= 0.7 * b["seq_rep_4_matched"],
+        "training <= 15 min": report["training"]["elapsed_s"] <= 15 * 60,
+    }
 
 
 def cost_ratios(methods: list[str], steps: int = 6) -> dict[str, tuple[float, float]]:
@@ -114,57 +175,50 @@ class _Plain:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--out", default="runs/bench-train")
-    ap.add_argument(
-        "--reuse",
-        action="store_true",
-        help="read OUT/METHOD/report.json where an earlier run left one; resume from its last checkpoint where it left only that",
-    )
+    ap.add_argument("--reuse", action="store_true", help="read OUT/NAME/report.json where an earlier run left one")
+    ap.add_argument("--cost", action="store_true", help="also time each method's step against a plain Trainer step")
     args = ap.parse_args()
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown configuration(s): {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
     import torch
 
-    print(f"{os.cpu_count()} cores, CPU: {describe_cpu()}, torch {torch.__version__}, {args.steps} steps per method")
-    reports = train_all(args.steps, methods, Path(args.out), args.reuse)
-    base = next(iter(reports.values()))["before"]
-    print("\nbefore -> after on the held-out split (TP: last of 8 copies; seq-rep-4: greedy, open-ended prompts)")
-    print(f"  {'method':9s} {'TP(K-1)':>17s} {'seq-rep-4':>17s} {'perplexity':>19s}  wall")
-    print(
-        f"  {'base':9s} {base['probe']['tp_last']:17.3f} {base['generation']['seq_rep_4']:17.3f} {base['perplexity']:19.2f}"
-    )
-    for method, r in reports.items():
-        a = r["after"]
+    print(f"{os.cpu_count()} cores, CPU: {describe_cpu()}, torch {torch.__version__}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = run_all(names, out, args.reuse)
+    cols = ("tp_last", "loop_rate", "seq_rep_4_matched", "legit", "length", "eos", "ppl_general", "ppl")
+    heads = ("TP last", "loops@256", "seq-rep-4 (matched)", "legit", "length", "EOS", "ppl general", "ppl held-out")
+    print("\n| configuration | " + " | ".join(heads) + " | kept step | training |")
+    print("|---|" + "---:|" * (len(cols) + 2))
+    shown_bases = set()
+    for name, r in reports.items():
+        key = json.dumps(r["before"].get("probe", {}).get("tp_last"))
+        if key not in shown_bases:
+            shown_bases.add(key)
+            b = row(r, "before")
+            print(f"| base ({name}'s data) | " + " | ".join(f"{b[c]:.3f}" for c in cols) + " | | |")
+        a = row(r, "after")
+        kept = (r["training"].get("selection") or {}).get("kept_step")
+        print(f"| {name} | " + " | ".join(f"{a[c]:.3f}" for c in cols)
+              + f" | {kept if kept is not None else r['training']['steps']} | {r['training']['elapsed_s'] / 60:.1f} min |")  # fmt: skip
+    for name in ("ditto", "mle"):
+        if name in reports:
+            print(f"\ntargets, {name}:")
+            for what, ok in targets(reports[name]).items():
+                print(f"  {'met ' if ok else 'MISSED'}  {what}")
+    if args.cost:
         print(
-            f"  {method:9s} {base['probe']['tp_last']:.3f} -> {a['probe']['tp_last']:.3f} "
-            f"{base['generation']['seq_rep_4']:8.3f} -> {a['generation']['seq_rep_4']:.3f} "
-            f"{base['perplexity']:9.2f} -> {a['perplexity']:6.2f} ({a['perplexity'] / base['perplexity'] - 1:+.1%})"
-            f"  {r['wall_s'] / 60:.1f} min"
+            "\ntraining cost: tokens/s of each method against a plain MLE Trainer step on the same batches (this run)"
         )
-    if "ditto" in reports:
-        a = reports["ditto"]["after"]
-        checks = {
-            "DITTO: TP at the last copy <= 0.5": a["probe"]["tp_last"] <= 0.5,
-            "DITTO: seq-rep-4 cut by at least half": a["generation"]["seq_rep_4"]
-            <= base["generation"]["seq_rep_4"] / 2,
-            "DITTO: perplexity within +10%": a["perplexity"] <= 1.1 * base["perplexity"],
-            "DITTO: at most 20 minutes": reports["ditto"]["wall_s"] <= 20 * 60,
-        }
-        if "mle" in reports:
-            m = reports["mle"]["after"]
-            checks["MLE control: TP at the last copy not <= 0.5"] = m["probe"]["tp_last"] > 0.5
-            checks["MLE control: seq-rep-4 not cut by half"] = (
-                m["generation"]["seq_rep_4"] > base["generation"]["seq_rep_4"] / 2
-            )
-        print("\ntargets:")
-        for name, ok in checks.items():
-            print(f"  {'met ' if ok else 'MISSED'}  {name}")
-    print("\ntraining cost: tokens/s of each method against a plain MLE Trainer step on the same batches (this run)")
-    for method, (mine, plain) in cost_ratios(methods).items():
-        print(f"  {method:9s} {mine:7.1f} vs {plain:7.1f} tokens/s = {mine / plain:.2f}x")
-    summary = {m: {k: r[k] for k in ("before", "after", "training", "wall_s")} for m, r in reports.items()}
-    Path(args.out, "benchmark.json").write_text(json.dumps(summary, indent=1, default=str))
+        methods = sorted({CONFIGS[n].get("method", "ditto") for n in names})
+        for method, (mine, plain) in cost_ratios(methods).items():
+            print(f"  {method:9s} {mine:7.1f} vs {plain:7.1f} tokens/s = {mine / plain:.2f}x")
+    Path(out, "benchmark.json").write_text(json.dumps({n: {k: r[k] for k in ("before", "after", "training")}
+                                                        for n, r in reports.items()}, default=str))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .backends.base import Backend, ScoreRequest
 from .backends.registry import check_supported
 from .decoding import DecodingSetting
 from .errors import require_int
-from .generation import SettingRun, encode_prompts, generate
+from .generation import Generation, SettingRun, encode_prompts, generate
 from .legit import LegitResult, LegitSuite, run_legit
 from .metric_info import CONTINUATION_METRICS, direction
 from .progress import ProgressCallback, offset
@@ -60,6 +60,8 @@ class CompareResult:
     created: str = field(default_factory=utc_now)
     next_token: dict[str, Any] | None = None  # Welleck et al.'s metrics on human text, when asked for
     legit: dict[str, LegitResult] = field(default_factory=dict)  # by setting name, with a legit suite
+    conversations: list[dict[str, Any]] | None = None  # the prompts as given, where they were chats
+    guard: dict[str, int] | None = None  # the loop guard's thresholds, with --stop-on-loop
 
     def per_prompt(self, name: str, key: str) -> list[float]:
         """One value per prompt: the metric averaged over that prompt's samples."""
@@ -75,7 +77,7 @@ class CompareResult:
             per_prompt = self.per_prompt(name, key)
             mean, lo, hi = mean_ci95(per_prompt)
             metrics[key] = {"mean": mean, "ci95": [lo, hi], "n": sum(not math.isnan(v) for v in per_prompt)}
-        loops = [g for g in run.generations if g.metrics["loop"]]
+        loops = [g for g in run.generations if g.metrics["loop"] or g.finish == "loop"]
         return {
             "metrics": metrics,
             "pooled": pooled_metrics([g.token_ids for g in run.generations], [g.text for g in run.generations]),
@@ -88,6 +90,9 @@ class CompareResult:
             "continuations": len(run.generations),
             "example": run.generations[0].text if run.generations else "",
             **({"sent": run.sent} if run.sent is not None else {}),
+            "finish": {k: sum(g.finish == k for g in run.generations) for k in ("eos", "length", "loop")},
+            **loop_by_length(run.generations, self.max_new_tokens),
+            **({"guard": run.guard_summary()} if self.guard is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +127,10 @@ class CompareResult:
             "directions": {k: direction(k) for k in CONTINUATION_METRICS if direction(k) is not None},
             "settings": settings,
         }
+        if self.conversations is not None:
+            doc["conversations"] = self.conversations
+        if self.guard is not None:
+            doc["guard"] = self.guard
         if self.next_token is not None:
             doc["next_token"] = self.next_token
         if self.legit:
@@ -213,13 +222,16 @@ def run_compare(
     next_token_texts: Sequence[str] = (),
     around_probe: AroundProbe | None = None,
     legit: LegitSuite | None = None,
+    stop_on_loop: Any = None,
     progress: ProgressCallback | None = None,
 ) -> CompareResult:
     """Generate from ``prompts`` under every setting and/or probe ``probe_sentences`` under
     every setting (one forward pass for all settings); with ``next_token_texts`` (human text),
     also Welleck et al.'s next-token metrics (``next_token_block``); with ``legit`` (a
     legitimate-repetition suite), that suite under every setting too: what each cure breaks.
-    ``around_probe`` (e.g. an ``Ablation``) is applied while the probe runs, and only then."""
+    ``around_probe`` (e.g. an ``Ablation``) is applied while the probe runs, and only then.
+    ``prompts`` are text or ``Prompt`` conversations (rendered through the chat template);
+    ``stop_on_loop`` (a ``GuardConfig``) ends every continuation when its loop is confirmed."""
     from .probing import probe_under_settings
 
     require_int("samples", samples, 1)
@@ -241,9 +253,11 @@ def run_compare(
         max_new_tokens=max_new_tokens,
         samples=samples,
         batch_size=batch_size,
-        prompts=list(prompts),
+        prompts=[p if isinstance(p, str) else p.shown() for p in prompts],
         settings=list(settings),
         versions=model.versions(),
+        conversations=[p.to_dict() for p in prompts] if any(not isinstance(p, str) for p in prompts) else None,
+        guard=stop_on_loop.to_dict() if stop_on_loop is not None else None,
     )
     rows = [len(prompts) * (samples if s.do_sample else 1) for s in settings]  # continuations per setting
     for i, s in enumerate(settings):
@@ -256,6 +270,7 @@ def run_compare(
                 samples=samples,
                 seed=seed,
                 batch_size=batch_size,
+                stop_on_loop=stop_on_loop,
                 progress=offset(progress, sum(rows[:i]), sum(rows)),
             )
     for s in settings if legit is not None else []:
@@ -279,6 +294,33 @@ def run_compare(
     if next_token_texts:
         result.next_token = next_token_block(model, next_token_texts, batch_size=batch_size, progress=progress)
     return result
+
+
+#: the lengths at which compare reports the loop rate of long generations
+LOOP_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+
+def loop_by_length(generations: Sequence[Generation], max_new_tokens: int) -> dict[str, Any]:
+    """For generations of 256 tokens or more: ``loop_rate_by_length`` {L: the share of
+    continuations whose first L tokens end in a verbatim loop (``detect_loop``, compare's loop
+    definition)} at every L of ``LOOP_LENGTHS`` up to ``max_new_tokens``, and
+    ``loop_onsets``, the token index where each looping continuation's loop begins."""
+    from .repetition import detect_loop
+
+    if max_new_tokens < 256 or not generations:
+        return {}
+    lengths = [n for n in LOOP_LENGTHS if n <= max_new_tokens]
+    if lengths[-1] != max_new_tokens:
+        lengths.append(max_new_tokens)
+    rates = {}
+    for n in lengths:
+        rates[str(n)] = sum(detect_loop(g.token_ids[:n]) is not None for g in generations) / len(generations)
+    onsets = []
+    for g in generations:
+        loop = detect_loop(g.token_ids)
+        if loop is not None:
+            onsets.append(loop.start)
+    return {"loop_rate_by_length": rates, "loop_onsets": sorted(onsets)}
 
 
 def next_token_block(

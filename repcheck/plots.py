@@ -245,6 +245,9 @@ def compare_figures(doc: dict[str, Any], directory: Path, fmt: str) -> list[Path
     if any("metrics" in s and "legit" in s for s in doc["settings"]):
         written.append(directory / f"tradeoff.{fmt}")
         plot_tradeoff(doc, written[-1])
+    if any("loop_rate_by_length" in s for s in doc["settings"]):
+        written.append(directory / f"loops_by_length.{fmt}")
+        plot_loops_by_length(doc, written[-1])
     if any("probe" in s for s in doc["settings"]):
         written.append(directory / f"curves.{fmt}")
         plot_compare_curves(doc, written[-1])
@@ -296,6 +299,53 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
         not any(c2 <= c and b2 >= b and (c2 < c or b2 > b) for j, (c2, b2) in enumerate(points) if j != i)
         for i, (c, b) in enumerate(points)
     ]
+
+
+def plot_loops_by_length(doc: dict[str, Any], path: str | Path):
+    """Left: the share of continuations whose first L tokens end in a loop, against L (log
+    scale), per setting, with Wilson 95% intervals; right: where the loops begin (the token
+    index of each looping continuation's onset), per setting."""
+    from .stats import wilson_ci95
+
+    settings = [s for s in doc["settings"] if "loop_rate_by_length" in s]
+    colors = distinct_colors(len(settings))
+    with style():
+        fig, (ax, hist) = figure(12.5, 4.8, 1, 2)
+        for i, s in enumerate(settings):
+            rates = s["loop_rate_by_length"]
+            lengths = [int(n) for n in rates]
+            n = s["continuations"]
+            ys = [rates[str(length)] for length in lengths]
+            cis = [wilson_ci95(round(y * n), n) for y in ys]
+            dodge = 2 ** (0.04 * (i - (len(settings) - 1) / 2))  # side by side on the log axis: equal ones stay visible
+            ax.errorbar([v * dodge for v in lengths], ys, yerr=interval_errors(ys, [list(c) for c in cis]), marker="o", ms=4, capsize=2,
+                        color=colors[i], label=short(s["name"], 32))  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(lengths, [str(v) for v in lengths])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("new tokens generated (L)")
+        ax.set_ylabel("share of continuations ending in a loop by L")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+        top = max(int(n) for s in settings for n in s["loop_rate_by_length"])
+        bins = [top * k / 16 for k in range(17)]
+        onsets = [s["loop_onsets"] for s in settings]
+        drawn = [(o, colors[i], short(settings[i]["name"], 32)) for i, o in enumerate(onsets) if o]
+        if drawn:
+            hist.hist([o for o, _, _ in drawn], bins=bins, color=[c for _, c, _ in drawn],
+                      label=[f"{name} ({len(o)})" for o, _, name in drawn])  # fmt: skip
+            hist.legend(fontsize=7, frameon=False)
+        else:
+            hist.text(0.5, 0.5, "no loops", ha="center", va="center", transform=hist.transAxes)
+        hist.set_xlabel("token index where the loop begins")
+        hist.set_ylabel("continuations")
+        hist.grid(alpha=0.3)
+        fig.suptitle(
+            f"Loops by generation length, {doc['model']['name']} ({doc['dtype']}): {len(doc['prompts'])} prompts, "
+            f"up to {doc['max_new_tokens']} new tokens; 95% intervals (Wilson)",
+            fontsize=9,
+        )
+        return save(fig, path)
 
 
 def plot_tradeoff(doc: dict[str, Any], path: str | Path):

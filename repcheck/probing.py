@@ -99,10 +99,33 @@ def check_fits(
     return []
 
 
+#: the user turn before the assistant's answer that holds the copies (``probe(chat=...)``)
+CHAT_USER = "Tell me something."
+#: the questions of the turn-level probe, one per turn: a chatbot that gives the same answer to
+#: each of them repeats itself across turns
+TURN_QUESTIONS = (
+    "What is your favourite season?", "Can you recommend a book?", "How do I make tea?", "What time is it in Tokyo?",
+    "Why is the sky blue?", "What should I cook tonight?", "How far is the moon?", "Can you tell me a joke?",
+    "What is the capital of Canada?", "How do plants grow?", "Which language should I learn?",
+    "What is a good name for a cat?", "How do I fix a flat tyre?", "What is your opinion on jazz?",
+    "How many legs does a spider have?", "What is the best way to save money?", "Why do we dream?",
+    "Where should I travel next summer?", "How does a rainbow form?", "What is the tallest mountain?",
+    "Can you help me write a poem?", "What is photosynthesis?", "How do I stay focused?", "What is a black hole?",
+    "Which sport is the most popular?", "How do airplanes fly?", "What should I name my startup?",
+    "How long do elephants live?", "What is the meaning of life?", "How do I learn to swim?",
+    "What is the speed of light?", "Why do cats purr?",
+)  # fmt: skip
+
+
 def encode_inputs(
-    model: Backend, sentences: str | Sequence[str] | Sequence[EncodedSentence], prefix: str | None
+    model: Backend,
+    sentences: str | Sequence[str] | Sequence[EncodedSentence],
+    prefix: str | None,
+    chat: str | None = None,
 ) -> tuple[list[EncodedSentence], list[int]]:
-    """Tokenize the sentences (pre-encoded ones pass through) and the prefix."""
+    """Tokenize the sentences (pre-encoded ones pass through) and the prefix: the BOS token
+    and ``prefix``, or with ``chat`` the conversation of that one user turn through the chat
+    template, up to the opened assistant turn (where the copies go)."""
     if isinstance(sentences, str):
         sentences = [sentences]
     if not sentences:
@@ -111,6 +134,15 @@ def encode_inputs(
     texts = [s for s in sentences if not isinstance(s, EncodedSentence)]
     fresh = iter(encode_sentences(tok, texts))
     encoded = [s if isinstance(s, EncodedSentence) else next(fresh) for s in sentences]
+    if chat is not None:
+        from .prompts import Prompt, render, require_chat_template
+
+        if prefix:
+            raise RepcheckError("a chat probe's copies follow its user turn: give --chat-user or --prefix, not both")
+        if not chat.strip():
+            raise RepcheckError("the chat probe's user turn is empty", param="chat_user")
+        require_chat_template(tok, model.name, "the chat probe")
+        return encoded, render(tok, Prompt(messages=({"role": "user", "content": chat},)))
     ids = make_prefix_ids(tok, prefix)
     if not ids:
         raise RepcheckError(
@@ -132,8 +164,13 @@ def probe(
     settings: dict | None = None,
     decoding: DecodingSetting | None = None,
     convention: str = "repcheck",
+    chat: str | None = None,
 ) -> ProbeResult:
     """Probe ``model`` with each sentence repeated ``repeats`` times.
+
+    ``chat``: a user turn; the copies then form the assistant's answer to it, rendered through
+    the chat template (the probe as a chat model meets it; ``probe_turns`` puts them in
+    separate turns instead).
 
     ``sentences``: one string, several strings, or pre-tokenized ``EncodedSentence`` (for
     random-token sentences). ``prefix`` text goes after the BOS token and before the copies.
@@ -159,10 +196,12 @@ def probe(
         )[decoding.name]
     require_int("batch_size", batch_size, 1)
     check_convention(convention, repeats)
-    encoded, prefix_ids = encode_inputs(model, sentences, prefix)
+    encoded, prefix_ids = encode_inputs(model, sentences, prefix, chat)
     warnings = check_fits(
-        len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window, prefix_given=bool(prefix)
+        len(prefix_ids), [len(e.token_ids) for e in encoded], repeats, model.window, prefix_given=bool(prefix or chat)
     )
+    if chat is not None:
+        settings = {**(settings or {}), "layout": "chat", "chat_user": chat}
     seqs = [repeated_input(prefix_ids, list(e.token_ids), repeats) for e in encoded]
     relabel = (lambda _d, done, total: progress("probing", done, total)) if progress else None
     if progress:
@@ -182,6 +221,88 @@ def probe(
         n_tokens=sum(len(s) for s in seqs),
         warnings=warnings,
         convention=convention,
+    )
+
+
+def probe_turns(
+    model: Backend,
+    sentences: str | Sequence[str],
+    *,
+    repeats: int = 10,
+    questions: Sequence[str] = TURN_QUESTIONS,
+    batch_size: int = 8,
+    progress: ProgressCallback | None = None,
+) -> ProbeResult:
+    """The turn-level probe: a conversation of ``repeats`` turns, each a different question
+    (``questions``) answered with the same sentence; copy n is the answer of turn n + 1, so
+    TP(n) is the probability of giving the same answer again, to a new question, after n
+    times (the chatbot that gives one reply to everything). One forward pass per sentence.
+    """
+    from .backends.base import Scored
+    from .prompts import require_chat_template
+
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    require_int("repeats", repeats, 1)
+    require_int("batch_size", batch_size, 1)
+    if repeats > len(questions):
+        raise RepcheckError(f"the turn-level probe has {len(questions)} questions: at most {len(questions)} turns",
+                            param="repeats")  # fmt: skip
+    tok = model.tokenizer
+    require_chat_template(tok, model.name, "the turn-level probe")
+    encoded, seqs, spans = [], [], []
+    for e in encode_sentences(tok, sentences):
+        messages: list[dict[str, str]] = []
+        for n in range(repeats):
+            messages += [{"role": "user", "content": questions[n]}, {"role": "assistant", "content": e.text}]
+        text = tok.apply_chat_template(messages, tokenize=False)
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        starts, answer, cursor = [], None, 0
+        for n in range(repeats):
+            cursor = text.index(questions[n], cursor) + len(questions[n])
+            c0 = text.index(e.text, cursor)
+            c1 = cursor = c0 + len(e.text)
+            first = next((i for i, (a, b) in enumerate(offsets) if a == c0 and b > a), None)
+            last = next((i for i, (a, b) in enumerate(offsets) if b == c1 and b > a), None)
+            span = tuple(ids[first : last + 1]) if first is not None and last is not None and last >= first else None
+            if span is None or (answer is not None and span != answer):
+                raise RepcheckError(
+                    f"the chat template tokenizes the answer {e.text[:40]!r} differently in turn {n + 1}: the turns "
+                    "cannot be compared token by token"
+                )
+            answer = span
+            starts.append(first)
+        if model.context_length is not None and len(ids) > model.context_length:
+            raise RepcheckError(
+                f"{repeats} turns of {e.text[:30]!r} need {len(ids)} tokens, more than the model's context window of "
+                f"{model.context_length}",
+                param="repeats",
+            )
+        encoded.append(EncodedSentence(e.text, answer))
+        seqs.append(ids)
+        spans.append(starts)
+    firsts = [seq[: st[0]] for seq, st in zip(seqs, spans)]
+    if progress:
+        progress("probing turns", 0, len(seqs))
+    started = time.perf_counter()
+    scored = model.score(ScoreRequest(seqs, [s[0] for s in spans], batch_size))
+    elapsed = time.perf_counter() - started
+    picked = []
+    for e, s, starts in zip(encoded, scored, spans, strict=True):
+        at = [st - starts[0] + l for st in starts for l in range(len(e.token_ids))]
+        picked.append(Scored(s.p[at], s.pmax[at], s.argmax[at], s.logp[at]))
+    return _result(
+        model,
+        encoded,
+        None,
+        firsts[0],
+        repeats,
+        picked,
+        settings={"batch_size": batch_size, "layout": "turns", "questions": list(questions[:repeats])},
+        elapsed=elapsed,
+        n_tokens=sum(len(s) for s in seqs),
+        warnings=[],
     )
 
 

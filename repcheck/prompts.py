@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import RepcheckError
@@ -102,4 +103,53 @@ def render_all(
                 param="max_new_tokens",
             )
         out.append(ids)
+    return out
+
+
+def read_prompts(path: str | Path, *, chat: bool = False, limit: int | None = None) -> list[Prompt | str]:
+    """The prompts of a file or shipped set: plain text (one per line, or .json/.csv as
+    ``read_sentences`` reads them), or a .jsonl whose lines are ``{"messages": [...]}``
+    conversations in the OpenAI format (system, user and assistant turns, ending with a user
+    turn) or ``{"text": ...}``. With ``chat``, every plain prompt becomes one user turn; a
+    conversation is a conversation either way. Refuses an empty file and a bad line with one
+    line naming the file and line."""
+    import json
+
+    from .errors import require_int
+    from .sentences import read_sentences, resolve_input
+
+    if limit is not None:
+        require_int("limit", limit, 1)
+    resolved = resolve_input(path)
+    if resolved.suffix.lower() != ".jsonl":
+        texts = read_sentences(path, limit=limit)
+        return [Prompt(messages=({"role": "user", "content": t},)) if chat else t for t in texts]
+    try:
+        lines = resolved.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as err:
+        raise RepcheckError(f"cannot read prompt file {path}: {err.strerror or err}", param="prompts") from None
+    except UnicodeDecodeError as err:
+        raise RepcheckError(f"prompt file {path} is not UTF-8 text ({err.reason})", param="prompts") from None
+    out: list[Prompt | str] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise RepcheckError(f"{where}: not a JSON object ({err.msg})", param="prompts") from None
+        if not isinstance(row, dict) or ("messages" in row) == ("text" in row):
+            raise RepcheckError(f'{where}: expected an object with either "messages" or "text"', param="prompts")
+        if "messages" in row:
+            out.append(Prompt(messages=check_messages(row["messages"], where)))
+        else:
+            text = row["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise RepcheckError(f'{where}: "text" must be a non-empty string', param="prompts")
+            out.append(Prompt(messages=({"role": "user", "content": text},)) if chat else text)
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise RepcheckError(f"prompt file {path} holds no prompts", param="prompts")
     return out

@@ -44,6 +44,11 @@ SHIPPED_SETS = {
     "wiki_en": "wiki_en.txt",  # 104 English encyclopedia sentences
     "zh": "zh.txt",  # Chinese sentences
     "open_ended": "open_ended.txt",  # open-ended prompts for compare
+    # conversations ({"messages": [...]} per line) for compare --chat
+    "chat_en": "chat_en.jsonl",  # open-ended and instruction requests, some with a system turn
+    "chat_zh": "chat_zh.jsonl",
+    "reasoning_en": "reasoning_en.jsonl",  # short word problems, "Think step by step."
+    "reasoning_zh": "reasoning_zh.jsonl",
 }
 
 

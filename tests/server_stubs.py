@@ -32,6 +32,9 @@ class _Server:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 outer.requests.append((method, self.path, body, dict(self.headers)))
+                if outer.stream is not None and body and body.get("stream") and body.get("model") != "unauthorized":
+                    self._stream(method, body)
+                    return
                 try:
                     status, payload = answer(method, self.path.split("?")[0], body)
                 except Exception as err:  # a bug in a stub: say which, as a refusal (not retried)
@@ -55,6 +58,25 @@ class _Server:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def _stream(self, method, body):
+                """Server-sent events, one chunk at a time; stops when the client goes away."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                sent = 0
+                try:
+                    for doc in outer.stream(self.path.split("?")[0], body):
+                        self.wfile.write(f"data: {json.dumps(doc)}\n\n".encode())
+                        self.wfile.flush()
+                        sent += 1
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client closed the stream: generation stops here
+                finally:
+                    outer.streamed.append(sent)
+
             def do_GET(self):  # noqa: N802
                 self._handle("GET")
 
@@ -65,10 +87,14 @@ class _Server:
                 pass
 
         class Quiet(ThreadingHTTPServer):
+            request_queue_size = 512  # a load test opens hundreds of connections at once
+            daemon_threads = True
             def handle_error(self, request, client_address):
                 pass  # a client that gave up (a timeout test) is not the server's error
 
         self.requests: list[tuple[str, str, Any, dict]] = []
+        self.streamed: list[int] = []  # chunks sent per streamed request
+        self.stream = getattr(self, "stream", None)
         self.httpd = Quiet(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -170,8 +196,36 @@ class FakeEngine:
 
 
 def vllm_like_server(hf, **kwargs):
-    """``vllm_like_script`` served on loopback."""
-    return ScriptedServer(vllm_like_script(hf, **kwargs))
+    """``vllm_like_script`` served on loopback; a request with ``stream: true`` gets the same
+    answer as server-sent events, one token per event (as vLLM streams)."""
+    delay = kwargs.pop("stream_delay", 0.01)
+    script = vllm_like_script(hf, **kwargs)
+    server = ScriptedServer(script)
+    server.stream = lambda path, body: stream_choices(script, path, body, delay)
+    return server
+
+
+def stream_choices(script, path, body, delay=0.0):
+    """The events of a streamed answer: the whole answer computed, then one token per event,
+    ``delay`` seconds apart (so a client that closes the stream is noticed, as by a server)."""
+    import time
+
+    status, doc = script("POST", path, {k: v for k, v in body.items() if k != "stream"})
+    chat = path.endswith("/chat/completions")
+    for choice in doc["choices"]:
+        if chat:
+            tokens = [e["token"] for e in choice["logprobs"]["content"]]
+        else:
+            tokens = choice["logprobs"]["tokens"]
+        for i, token in enumerate(tokens):
+            last = i == len(tokens) - 1
+            item = {"index": choice["index"], "finish_reason": choice["finish_reason"] if last else None}
+            if chat:
+                item.update(delta={"content": "x"}, logprobs={"content": [{"token": token, "logprob": -1.0}]})
+            else:
+                item.update(text="x", logprobs={"tokens": [token]})
+            yield {"id": "s", "choices": [item]}
+            time.sleep(delay)
 
 
 def vllm_like_script(hf, *, legacy=False, tokens=None, no_logprobs=False, models=None, fail_first=0, owner="vllm",
@@ -405,3 +459,48 @@ def tgi_like_server(hf, *, model_id="tiny", version="3.3.4"):
         return 200, {"generated_text": tok.decode(out, skip_special_tokens=True), "details": details}
 
     return ScriptedServer(script)
+
+
+class LoopingStreamServer(_Server):
+    """An upstream that streams answers one token (chunk) at a time: choice 0 falls into a
+    loop ("la " forever) after a sentence, choice 1 (with n=2) writes distinct words and
+    stops; ``delay`` seconds between chunks. Non-streamed requests get the whole answer."""
+
+    def __init__(self, chunks: int = 400, delay: float = 0.0):
+        import time
+
+        self.chunks = chunks
+
+        def pieces(index):
+            if index == 0:
+                return ["Hello", " there", "."] + [" la", " la", " do"] * chunks
+            return [f" w{k}" for k in range(40)]
+
+        def stream(path, body):
+            chat = path.endswith("/chat/completions")
+            n = body.get("n", 1)
+            budget = min(body.get("max_tokens") or chunks, chunks)
+            for step in range(budget):
+                for index in range(n):
+                    seq = pieces(index)
+                    if step >= len(seq):
+                        continue
+                    last = step == min(budget, len(seq)) - 1
+                    finish = ("stop" if len(seq) <= budget else "length") if last else None
+                    choice = ({"index": index, "delta": {"content": seq[step]}, "finish_reason": finish} if chat
+                              else {"index": index, "text": seq[step], "finish_reason": finish})  # fmt: skip
+                    yield {"id": "cmpl-1", "object": "chat.completion.chunk" if chat else "text_completion",
+                           "created": 1, "model": body.get("model"), "choices": [choice]}  # fmt: skip
+                if delay:
+                    time.sleep(delay)
+
+        self.stream = stream
+
+        def answer(method, path, body):
+            if path.endswith("/models"):
+                return 200, {"object": "list", "data": [{"id": "m", "owned_by": "upstream"}]}
+            if body is not None and body.get("model") == "unauthorized":
+                return 401, {"error": {"message": "bad key", "type": "invalid_request_error"}}
+            return 200, {"choices": [{"index": 0, "text": "x", "finish_reason": "length"}]}
+
+        super().__init__(lambda m, p, b: (lambda st, pl: (st, pl if isinstance(pl, bytes) else json.dumps(pl).encode()))(*answer(m, p, b)))

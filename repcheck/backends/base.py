@@ -178,6 +178,8 @@ class GenerationRequest:
 
     ``sources``: the prompts before rendering (``repcheck.prompts.Prompt``, one per prompt),
     for a backend that renders them itself (a chat-only API takes the messages, not ids).
+    ``stop_on_loop``: a ``repcheck.guard.GuardConfig``: end a continuation as soon as a
+    verbatim loop is confirmed (``finish`` "loop", the loop in ``extra["loop"]``), None: never.
     """
 
     prompts: Sequence[Sequence[int]]
@@ -187,6 +189,7 @@ class GenerationRequest:
     seed: int = 0
     batch_size: int = 16
     sources: Sequence[Any] | None = None
+    stop_on_loop: Any = None
 
     def __post_init__(self) -> None:
         from ..errors import require_int
@@ -199,6 +202,10 @@ class GenerationRequest:
         require_int("batch_size", self.batch_size, 1)
         if self.sources is not None and len(self.sources) != len(self.prompts):
             raise RepcheckError(f"{len(self.sources)} sources for {len(self.prompts)} prompts")
+        if self.stop_on_loop is not None:
+            self.stop_on_loop.check_reachable(
+                max(self.budget(i) for i in range(len(self.prompts))) if self.prompts else 1
+            )
 
     def budget(self, prompt_index: int) -> int:
         """New tokens allowed for this prompt's continuations."""
@@ -220,7 +227,7 @@ class GenerationRequest:
         return [(i, s) for i in range(len(self.prompts)) for s in range(self.per_prompt)]
 
 
-Finish = Literal["eos", "length"]
+Finish = Literal["eos", "length", "loop"]
 
 
 @dataclass
@@ -230,7 +237,7 @@ class RawGeneration:
     prompt_index: int
     sample: int
     token_ids: list[int]
-    finish: Finish  # "eos": a stop token ended it; "length": max_new_tokens did
+    finish: Finish  # "eos": a stop token ended it; "length": max_new_tokens did; "loop": the loop guard did
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -77,10 +77,17 @@ class BaseBackend(abc.ABC):
         )
 
     def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None) -> list[RawGeneration]:
+        """``_generate``, checked; with ``request.stop_on_loop``, every continuation the
+        backend did not stop itself is cut where the guard confirms its loop (the same tokens
+        an early stop gives; ``extra["cut"]`` counts what was generated after it)."""
         check_supported(self, request.setting)
         out = self._generate(request, progress)
         if len(out) != len(request.rows()):  # pragma: no cover - a backend bug, not the user's
             raise AssertionError(f"{self.kind} returned {len(out)} continuations for {len(request.rows())}")
+        if request.stop_on_loop is not None:
+            from ..guard.detector import cut_at_loop
+
+            out = [g if g.finish == "loop" else cut_at_loop(g, request.stop_on_loop) for g in out]
         return out
 
     @abc.abstractmethod

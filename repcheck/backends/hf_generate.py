@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..progress import ProgressCallback
@@ -81,10 +82,12 @@ def _as_model_defaults(model, config):
         model.generation_config = original
 
 
-def chunks(request: GenerationRequest) -> list[list[int]]:
+def chunks(request: GenerationRequest, kv_rows: Callable[[int], int] | None = None) -> list[list[int]]:
     """Rows of ``request.rows()`` grouped into ``generate`` calls: rows of one budget together
     (a call has one ``max_new_tokens``), prompts of similar length together (less padding), at
-    most ``batch_size`` a call. The text does not depend on the grouping (tested)."""
+    most ``batch_size`` a call, and at most ``kv_rows(length)`` rows whose KV cache of
+    ``length`` positions fits the memory budget (long generations). The text does not depend
+    on the grouping (tested)."""
     rows = request.rows()
 
     def budget(k: int) -> int:
@@ -93,11 +96,66 @@ def chunks(request: GenerationRequest) -> list[list[int]]:
     order = sorted(range(len(rows)), key=lambda k: (budget(k), len(request.prompts[rows[k][0]])))
     out: list[list[int]] = []
     for k in order:
-        if out and len(out[-1]) < request.batch_size and budget(out[-1][0]) == budget(k):
+        length = len(request.prompts[rows[k][0]]) + budget(k)  # the longest row so far: the order is ascending
+        cap = min(request.batch_size, kv_rows(length)) if kv_rows else request.batch_size
+        if out and len(out[-1]) < cap and budget(out[-1][0]) == budget(k):
             out[-1].append(k)
         else:
             out.append([k])
     return out
+
+
+def kv_bytes_per_position(config, dtype) -> int:
+    """Bytes of KV cache one position of one row takes: keys and values of every layer."""
+    import torch
+
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 1)
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 1)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 1)
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    return 2 * layers * kv_heads * head_dim * torch.tensor([], dtype=dtype).element_size()
+
+
+def kv_budget_bytes(device) -> int:
+    """The memory long generations may fill with KV cache: half the GPU's free memory, or a
+    quarter of the machine's available memory on a CPU (``$REPCHECK_KV_BUDGET_GB`` overrides)."""
+    import os
+
+    env = os.environ.get("REPCHECK_KV_BUDGET_GB")
+    if env:
+        return int(float(env) * 2**30)
+    if str(device).startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return free // 2
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            fields = dict(line.split(":", 1) for line in fh)
+        return int(fields["MemAvailable"].split()[0]) * 1024 // 4
+    except (OSError, KeyError, ValueError):
+        return 4 * 2**30
+
+
+#: budgets from this many tokens on count as long generations: progress in tokens
+LONG = 256
+
+
+def step_progress(progress, label: str, base: int, total: int, rows: int, width: int):
+    """A stopping criterion that never stops: it reports the tokens generated so far (every
+    16 steps), so a long ``generate`` call shows progress and an ETA."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StepProgress(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            step = input_ids.shape[1] - width
+            if step % 16 == 0:
+                progress(label, min(total, base + step * rows), total)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StepProgress()
 
 
 def generate(
@@ -115,9 +173,16 @@ def generate(
     stop = eos_ids(backend)
     out: list[RawGeneration | None] = [None] * len(rows)
     label, done = f"generating: {setting.name}", 0
+    # long generations report tokens (an ETA within a call), short ones continuations
+    by_tokens = request.longest >= LONG
+    total = sum(request.budget(i) for i, _ in rows) if by_tokens else len(rows)
     if progress:
-        progress(label, 0, len(rows))
-    for chunk in chunks(request):
+        progress(label, 0, total)
+    per_position = kv_bytes_per_position(backend.model.config, backend.model.dtype)
+    budget_bytes = kv_budget_bytes(backend.input_device)
+    from transformers import StoppingCriteriaList
+
+    for chunk in chunks(request, lambda length: max(1, budget_bytes // (per_position * length))):
         picked = [rows[k] for k in chunk]
         config = generation_config(backend, setting, request.budget(picked[0][0]), stop)
         # Left padding: every prompt ends at column `width`, where generation starts.
@@ -126,18 +191,33 @@ def generate(
         processors = setting.logits_processors(backend.tokenizer, prompt_length=width, pad_lengths=offsets)
         if setting.do_sample:
             processors.append(SeededSampler([row_seed(request.seed, i, s) for i, s in picked]))
+        guard, criteria = None, []
+        if request.stop_on_loop is not None:
+            from ..guard.stopping import LoopStopping
+
+            guard = LoopStopping(len(picked), width, stop, request.stop_on_loop)
+            criteria.append(guard)
+        if by_tokens and progress:
+            criteria.append(step_progress(progress, label, done, total, len(picked), width))
         with torch.inference_mode(), _as_model_defaults(backend.model, config):
             result = backend.model.generate(
                 input_ids=input_ids.to(backend.input_device),
                 attention_mask=attention_mask.to(backend.input_device),
                 generation_config=config,
                 logits_processor=processors,
+                stopping_criteria=StoppingCriteriaList(criteria) if criteria else None,
             )
-        for k, (prompt_index, sample), seq in zip(chunk, picked, result[:, width:].tolist()):
+        for b, (k, (prompt_index, sample), seq) in enumerate(zip(chunk, picked, result[:, width:].tolist())):
             end = next((j for j, t in enumerate(seq) if t in stop), None)
+            found = guard.guard.found[b] if guard is not None else None
+            if found is not None and (end is None or found.at <= end):  # stopped by the guard, not at a stop token
+                out[k] = RawGeneration(
+                    prompt_index, sample, seq[: found.at], "loop", {"loop": found.to_dict(), "cut": 0}
+                )
+                continue
             tokens = seq if end is None else seq[:end]
             out[k] = RawGeneration(prompt_index, sample, tokens, "length" if end is None else "eos")
-        done += len(chunk)
+        done += sum(request.budget(i) for i, _ in picked) if by_tokens else len(chunk)
         if progress:
-            progress(label, done, len(rows))
+            progress(label, done, total)
     return out  # type: ignore[return-value]

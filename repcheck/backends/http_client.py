@@ -44,22 +44,22 @@ class ServerURL:
     password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def parse(cls, url: str) -> ServerURL:
-        where = "base_url"
+    def parse(cls, url: str, where: str = "base_url") -> ServerURL:
+        """``where``: the option that gave the URL (``base_url``, ``upstream``), for messages."""
         if not isinstance(url, str) or not url.strip():
-            raise RepcheckError("the server URL is empty; give --base-url http://HOST:PORT/v1", param=where)
+            raise RepcheckError("the server URL is empty; give http://HOST:PORT/v1", param=where)
         try:
             parts = urlsplit(url.strip())
             port = parts.port  # raises ValueError for a port out of range or not a number
             host = parts.hostname
         except ValueError as err:
-            raise RepcheckError(f"--base-url is not a valid URL ({err})", param=where) from None
+            raise RepcheckError(f"the server URL is not a valid URL ({err})", param=where) from None
         if parts.scheme not in ("http", "https"):
-            raise RepcheckError("--base-url must start with http:// or https://", param=where)
+            raise RepcheckError("the server URL must start with http:// or https://", param=where)
         if not host:
-            raise RepcheckError("--base-url names no host", param=where)
+            raise RepcheckError("the server URL names no host", param=where)
         if parts.fragment:
-            raise RepcheckError("--base-url has a #fragment; remove it", param=where)
+            raise RepcheckError("the server URL has a #fragment; remove it", param=where)
         return cls(parts.scheme, host, port, parts.path.rstrip("/"), parts.query, parts.username, parts.password)
 
     @property
@@ -193,6 +193,61 @@ class HTTPClient:
         except RepcheckError:
             self.stop.set()
             raise
+
+    def stream(self, path: str, body: dict[str, Any]):
+        """POST with ``stream: true`` and yield each server-sent event's JSON as an ``Answer``;
+        closing the generator closes the connection (a server then stops generating). Not
+        retried once events have arrived; a failure before that is retried as ``request`` does."""
+        import json
+
+        import httpx
+
+        where = self.server.public + path
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt and self.stop.wait(self.backoff * 2 ** (attempt - 1)):
+                raise Cancelled()
+            if self.stop.is_set():
+                raise Cancelled()
+            try:
+                with self._http.stream("POST", self.server.url(path), json={**body, "stream": True}) as response:
+                    status = response.status_code
+                    if status == 429 or status >= 500:
+                        response.read()
+                        last = f"server error {status} {_server_message(response)}".rstrip()
+                        continue
+                    if status >= 400:
+                        response.read()
+                        self.stop.set()
+                        raise RepcheckError(
+                            f"{where} refused the request: {status} {_server_message(response)}".rstrip()
+                        )
+                    for line in response.iter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        payload = line[5:].strip()
+                        if payload == "[DONE]":
+                            return
+                        try:
+                            doc = json.loads(payload)
+                        except ValueError:
+                            self.stop.set()
+                            raise RepcheckError(
+                                f"{where} streamed an event that is not JSON: {payload[:60]!r}"
+                            ) from None
+                        yield Answer(doc, where)
+                    return
+            except httpx.TimeoutException:
+                self.stop.set()
+                raise RepcheckError(
+                    f"{where}: no answer within {self.timeout:g} s (raise --timeout for a slow server)"
+                ) from None
+            except httpx.HTTPError as err:
+                if self.stop.is_set():
+                    raise Cancelled() from None
+                last = f"cannot connect ({type(err).__name__})"
+        self.stop.set()
+        raise RepcheckError(f"{where}: {last} after {self.retries + 1} attempts; is the server up?")
 
     def abandon(self) -> None:
         """Stop every request of this client now: those in flight fail at once (their

@@ -117,6 +117,7 @@ class LlamaCppBackend(EngineBackend):
         seeds it."""
         import torch
 
+        from ..guard.detector import LoopGuard
         from ..processors import SeededSampler, row_seed
 
         setting = request.setting
@@ -134,7 +135,8 @@ class LlamaCppBackend(EngineBackend):
                 processors = setting.logits_processors(self.tokenizer, prompt_length=len(prompt))
                 if setting.do_sample:
                     processors.append(SeededSampler([row_seed(request.seed, index, sample)]))
-                ids, new, finish = list(prompt), [], "length"
+                ids, new, finish, extra = list(prompt), [], "length", {}
+                guard = LoopGuard(request.stop_on_loop) if request.stop_on_loop is not None else None
                 with torch.inference_mode():
                     for step in range(budget):
                         if step:
@@ -146,7 +148,11 @@ class LlamaCppBackend(EngineBackend):
                             break
                         ids.append(token)
                         new.append(token)
-                out.append(RawGeneration(index, sample, new, finish))
+                        found = guard.feed(token) if guard is not None else None
+                        if found is not None:  # the loop is confirmed: stop paying for it
+                            finish, extra = "loop", {"loop": found.to_dict(), "cut": 0}
+                            break
+                out.append(RawGeneration(index, sample, new, finish, extra))
                 self.llm.n_tokens = len(prompt)  # the next sample starts from the prompt's cache
                 if progress:
                     progress(label, len(out), total)

@@ -324,7 +324,10 @@ class OpenAIBackend(HTTPBackend):
                 body["messages"] = [dict(m) for m in request.sources[index].messages]
             else:
                 body["prompt"] = self._prompt(request.prompts[index])
-            answer = self.client.post("/chat/completions" if chat else "/completions", body)
+            path = "/chat/completions" if chat else "/completions"
+            if request.stop_on_loop is not None:
+                return self._streamed(path, body, index, first, per_request, chat, request.stop_on_loop)
+            answer = self.client.post(path, body)
             choices = answer.get("choices", list)
             if len(choices) != per_request:
                 raise answer.error("choices", f"holds {len(choices)} completions, not {per_request}")
@@ -340,6 +343,61 @@ class OpenAIBackend(HTTPBackend):
 
         runs = self.run_all(one, jobs, progress, f"generating: {request.setting.name}")
         return [g for run in runs for g in run]
+
+    def _streamed(self, path, body, index, first, per_request, chat, config) -> list[RawGeneration]:
+        """A generation request streamed, each choice's tokens fed to a loop guard as they
+        arrive (token ids where the server names them, else each streamed piece of text); the
+        stream is closed, which stops the server, once every choice has ended or looped."""
+        from ..guard.detector import LoopGuard, cut_at_loop
+
+        states = [{"ids": [], "text": [], "finish": None, "guard": LoopGuard(config)} for _ in range(per_request)]
+        events = self.client.stream(path, body)
+        try:
+            for event in events:
+                for i in range(len(event.get("choices", list))):
+                    c = Answer(event.get(f"choices.{i}", dict), event.where)
+                    k = c.get("index", int, optional=True) or 0
+                    if not 0 <= k < per_request:
+                        raise c.error("index", f"is {k}, not a choice of the {per_request} asked for")
+                    st = states[k]
+                    if st["guard"].found is not None:
+                        st["late"] = st.get("late", 0) + 1  # streamed after the loop was confirmed
+                        continue
+                    for token in self._stream_tokens(c, chat):
+                        if isinstance(token, int):
+                            st["ids"].append(token)
+                        else:
+                            st["text"].append(token)
+                        st["guard"].feed(token if isinstance(token, int) else hash(token))
+                    st["finish"] = c.get("finish_reason", str, optional=True) or st["finish"]
+                if all(st["finish"] or st["guard"].found is not None for st in states):
+                    break
+        finally:
+            events.close()  # the server stops generating what nobody reads
+        out = []
+        for k, st in enumerate(states):
+            ids = st["ids"] if self.dialect.token_ids_out else self._retokenized("".join(st["text"]))
+            stopped = st["finish"] == "stop"
+            g = RawGeneration(index, first + k, self.strip_stop(list(ids), stopped), "eos" if stopped else "length")
+            if st["guard"].found is not None:
+                cut = cut_at_loop(g, config)
+                g = cut if cut.finish == "loop" else g
+                if g.finish == "loop":
+                    g.extra["cut"] = st.get("late", 0)
+            out.append(g)
+        return out
+
+    def _stream_tokens(self, c: Answer, chat: bool) -> list:
+        """A streamed choice's new tokens: ids (vLLM) or pieces of text."""
+        if self.dialect.token_ids_out:
+            if chat:
+                content = c.get("logprobs.content", list, optional=True) or []
+                names = [c.get(f"logprobs.content.{i}.token") for i in range(len(content))]
+            else:
+                names = c.get("logprobs.tokens", list, optional=True) or []
+            return self._ids_of(c, "logprobs", names)
+        piece = c.get("delta.content", str, optional=True) if chat else c.get("text", str, optional=True)
+        return [piece] if piece else []
 
     def _tokens_out(self, c: Answer) -> list[int]:
         """A completion's token ids: the server's ids where it gives them (vLLM), else its text

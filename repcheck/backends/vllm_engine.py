@@ -88,8 +88,12 @@ class VLLMBackend(EngineBackend):
         by seed + prompt index, all handed to vLLM at once (it batches them itself)."""
         from vllm import SamplingParams, TokensPrompt
 
+        from ..guard.detector import cut_at_loop
+        from ..guard.vllm import extra_args
+
         n = request.per_prompt
         common = sampling_params(request.setting)
+        guard = request.stop_on_loop
         params = [
             SamplingParams(
                 n=n,
@@ -97,6 +101,7 @@ class VLLMBackend(EngineBackend):
                 seed=request.seed + i,
                 stop_token_ids=list(self.stop_ids),
                 detokenize=False,
+                extra_args=extra_args(guard, self.stop_ids[0]) if guard is not None and self.stop_ids else None,
                 **common,
             )
             for i in range(len(request.prompts))
@@ -113,7 +118,12 @@ class VLLMBackend(EngineBackend):
                 finished = completion.finish_reason == "stop"
                 if finished and tokens and tokens[-1] in stop:
                     tokens = tokens[:-1]
-                out.append(RawGeneration(index, sample, tokens, "eos" if finished else "length"))
+                g = RawGeneration(index, sample, tokens, "eos" if finished else "length")
+                if guard is not None:  # the processor ended it with EOS right after confirming the loop
+                    g = cut_at_loop(g, guard)
+                    if g.finish == "loop" and finished and g.extra["cut"] == 1:
+                        g.extra["cut"] = 0  # the forced EOS is not a generated token of the loop
+                out.append(g)
         if progress:
             progress(label, len(out), total)
         return out
@@ -179,6 +189,8 @@ def load_vllm(
             param="model",
         )
     vllm = import_vllm()
+    from ..guard.vllm import logits_processor_class
+
     target_device = platform_device()
     if device not in ("auto", target_device):
         raise RepcheckError(
@@ -209,6 +221,7 @@ def load_vllm(
             enable_prefix_caching=False,  # every probe sequence shares its prefix; score it afresh
             logprobs_mode="raw_logprobs",  # the model's own distribution, before any processing
             use_tqdm_on_load=False,  # repcheck reports progress itself
+            logits_processors=[logits_processor_class()],  # the loop guard, for requests that ask for it
             **options,
         )
     except Exception as err:  # noqa: BLE001 - vLLM raises many kinds; each is the user's model or setup

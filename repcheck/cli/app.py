@@ -21,6 +21,7 @@ from .console import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, err_console, fail, one_
 from .diff_cmd import diff_command
 from .explain_cmd import explain_command
 from .gate_cmd import baseline_app, check_command
+from .guard_cmd import guard_app
 from .plot_cmd import plot_command
 from .probe_cmd import probe_command
 from .train_cmd import train_command
@@ -100,6 +101,7 @@ app.command("diff")(diff_command)
 app.command("plot")(plot_command)
 app.command("train")(train_command)
 app.command("explain")(explain_command)
+app.add_typer(guard_app, name="guard")
 app.add_typer(models_cmd.app, name="models")
 
 

@@ -23,8 +23,9 @@ def compare_command(
         Path | None,
         typer.Option(
             "--prompts",
-            help="Prompts file: .txt (one per line), .jsonl (text field), .json (array) or .csv (text column); "
-            "or the shipped set open_ended.",
+            help='Prompts file: .txt (one per line), .jsonl (text field, or a {"messages": [...]} conversation), '
+            ".json (array) or .csv (text column); or a shipped set: open_ended, chat_en, chat_zh, reasoning_en, "
+            "reasoning_zh.",
         ),
     ] = None,
     limit: opt.LimitOpt = None,
@@ -47,8 +48,20 @@ def compare_command(
         bool, typer.Option("--list-presets", help="List the presets, preset groups and decoding keys, and exit.")
     ] = False,
     max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", "-n", min=1, help="Tokens to generate per continuation.")
+        int,
+        typer.Option(
+            "--max-new-tokens",
+            "-n",
+            min=1,
+            help="Tokens to generate per continuation, up to the model's context window; at 256 or more the report "
+            "adds the loop rate by length and the loops' onsets.",
+        ),
     ] = 64,
+    chat: opt.ChatOpt = False,
+    stop_on_loop: opt.StopOnLoopOpt = False,
+    loop_max_period: opt.LoopPeriodOpt = 64,
+    loop_min_repeats: opt.LoopRepeatsOpt = 3,
+    loop_min_tokens: opt.LoopTokensOpt = 48,
     samples: Annotated[
         int, typer.Option("--samples", min=1, help="Continuations per prompt for sampling settings.")
     ] = 1,
@@ -96,7 +109,17 @@ def compare_command(
         raise RepcheckError("the prompt is empty")
     if limit is not None and prompts is None:
         raise RepcheckError("--limit goes with --prompts")
-    texts = read_sentences(prompts, limit=limit) if prompts is not None else ([prompt] if prompt is not None else [])
+    from ..prompts import Prompt, read_prompts
+
+    if prompts is not None:
+        texts = read_prompts(prompts, chat=chat, limit=limit)
+    elif prompt is not None:
+        texts = [Prompt(messages=({"role": "user", "content": prompt},)) if chat else prompt]
+    else:
+        texts = []
+    guard = opt.guard_config(stop_on_loop, loop_max_period, loop_min_repeats, loop_min_tokens, max_new_tokens)
+    if (stop_on_loop or chat) and not texts and legit is None:
+        raise RepcheckError("--chat and --stop-on-loop go with prompts to generate from (PROMPT or --prompts)")
     human = read_sentences(next_token) if next_token is not None else []
     if not texts and probe_sentence is None and not human and legit is None:
         raise RepcheckError(
@@ -129,6 +152,8 @@ def compare_command(
     outputs.check()
     check_model_spec(load.backend, model)
     opt.check_legit_models(legit_suite, [model], load.backend)
+    if any(isinstance(t, Prompt) for t in texts):
+        opt.check_chat_models([model], load.backend)
 
     with progress_callback(quiet) as cb:
         lm = load.load(model, dtype=dtype.value, progress=cb)
@@ -145,6 +170,7 @@ def compare_command(
             next_token_texts=human,
             around_probe=around,
             legit=legit_suite,
+            stop_on_loop=guard,
             progress=cb,
         )
         written = outputs.write(result)

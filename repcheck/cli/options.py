@@ -12,6 +12,7 @@ import typer
 
 from ..backends.builtin import DEFAULT_MODEL
 from ..backends.hf_utils import DEVICES, DTYPES
+from ..errors import RepcheckError
 from ..outputs import FORMATS
 from ..results import CONVENTIONS
 
@@ -132,3 +133,68 @@ def check_legit_models(suite, model_specs: list[str], backend: str) -> None:
     if suite is not None and suite.needs_chat_template and entry(backend).local_specs:
         for spec in model_specs:
             suite.require_chat_template(chat_template_on_disk(spec), spec)
+
+
+def check_chat_models(model_specs: list[str], backend: str) -> None:
+    """Chat prompts are refused, before any model loads, for a model whose files show that it
+    has no chat template (a served model is asked when it is loaded)."""
+    from ..backends.registry import entry
+    from ..backends.spec import chat_template_on_disk
+
+    if entry(backend).local_specs:
+        for spec in model_specs:
+            if chat_template_on_disk(spec) is False:  # None: only loading the tokenizer can tell
+                raise RepcheckError(
+                    f"{spec} has no chat template, so --chat prompts cannot be rendered; use plain-text prompts or a "
+                    "chat model",
+                    param="chat",
+                )
+
+
+# ---- chat and the loop guard -------------------------------------------------------------------
+ChatOpt = Annotated[
+    bool,
+    typer.Option(
+        "--chat",
+        help="Render every prompt with the model's chat template (add_generation_prompt): a plain line is one user "
+        'turn; a .jsonl line may be a whole {"messages": [...]} conversation (the shipped chat_en, chat_zh, '
+        "reasoning_en, reasoning_zh). Refused for a model without a template.",
+    ),
+]
+StopOnLoopOpt = Annotated[
+    bool,
+    typer.Option(
+        "--stop-on-loop",
+        help="End a continuation as soon as a verbatim loop is confirmed (finish 'loop'): a looping prompt costs a "
+        "few periods, not the whole budget. Early on hf, llamacpp, vllm and openai (streamed); cut afterwards on "
+        "sglang and tgi.",
+    ),
+]
+LoopPeriodOpt = Annotated[
+    int, typer.Option("--loop-max-period", min=1, max=4096, help="Loop guard: the longest cycle looked for, in tokens.")
+]
+LoopRepeatsOpt = Annotated[
+    int, typer.Option("--loop-min-repeats", min=2, help="Loop guard: copies of the cycle before a loop is confirmed.")
+]
+LoopTokensOpt = Annotated[
+    int,
+    typer.Option("--loop-min-tokens", min=1, help="Loop guard: tokens in the periodic tail before it is confirmed."),
+]
+
+
+def guard_config(stop: bool, max_period: int, min_repeats: int, min_tokens: int, max_new_tokens: int):
+    """The loop guard the options ask for (None without --stop-on-loop), checked against -n."""
+    from ..guard import DEFAULT_GUARD, GuardConfig
+
+    given = (max_period, min_repeats, min_tokens) != (
+        DEFAULT_GUARD.max_period,
+        DEFAULT_GUARD.min_repeats,
+        DEFAULT_GUARD.min_tokens,
+    )
+    if not stop:
+        if given:
+            raise RepcheckError("--loop-max-period, --loop-min-repeats and --loop-min-tokens go with --stop-on-loop")
+        return None
+    config = GuardConfig(max_period, min_repeats, min_tokens)
+    config.check_reachable(max_new_tokens)
+    return config

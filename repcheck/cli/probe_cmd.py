@@ -61,6 +61,25 @@ def probe_command(
     ] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for --random.")] = 0,
     prefix: opt.PrefixOpt = None,
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat",
+            help="Chat form: the copies are the assistant's answer to one user turn (--chat-user), rendered with the "
+            "model's chat template.",
+        ),
+    ] = False,
+    chat_user: Annotated[
+        str | None, typer.Option("--chat-user", help="The user turn before the copies (with --chat).")
+    ] = None,
+    turns: Annotated[
+        bool,
+        typer.Option(
+            "--turns",
+            help="Turn-level probe: K turns, each a different question answered with the same sentence; copy n is "
+            "turn n+1's answer (the chatbot that gives one reply to everything).",
+        ),
+    ] = False,
     model: opt.ModelOpt = opt.DEFAULT,
     dtype: opt.DtypeOpt = opt.Dtype.float32,
     load: ModelLoader = ModelLoader(),
@@ -113,6 +132,14 @@ def probe_command(
         raise RepcheckError("--token is empty; give a word of the sentence")
     lengths = parse_length(length)
     check_convention(convention.value, repeats)
+    if chat_user is not None and not chat:
+        raise RepcheckError("--chat-user goes with --chat")
+    if turns and (chat or prefix or random is not None or ablate_heads is not None or convention.value != "repcheck"):
+        raise RepcheckError(
+            "--turns is its own layout: not with --chat, --prefix, --random, --ablate-heads or --convention"
+        )
+    if (chat or turns) and prefix:
+        raise RepcheckError("--chat puts the copies after a user turn: give --chat-user, not --prefix")
     around = None
     if ablate_heads is not None:
         from ..backends.registry import entry
@@ -131,6 +158,8 @@ def probe_command(
         )
     outputs.check()
     check_model_spec(load.backend, model)
+    if chat or turns:
+        opt.check_chat_models([model], load.backend)
 
     with progress_callback(quiet) as cb:
         lm = load.load(model, dtype=dtype.value, progress=cb)
@@ -150,17 +179,25 @@ def probe_command(
             if random is not None
             else {}
         )
-        with around.applied(lm) if around else contextlib.nullcontext():
-            result = probe(
-                lm,
-                encoded,
-                repeats=repeats,
-                prefix=prefix,
-                batch_size=batch_size,
-                progress=cb,
-                settings={**extra, **(around.to_setting() if around else {})},
-                convention=convention.value,
-            )
+        if turns:
+            from ..probing import probe_turns
+
+            result = probe_turns(lm, [e.text for e in encoded], repeats=repeats, batch_size=batch_size, progress=cb)
+        else:
+            from ..probing import CHAT_USER
+
+            with around.applied(lm) if around else contextlib.nullcontext():
+                result = probe(
+                    lm,
+                    encoded,
+                    repeats=repeats,
+                    prefix=prefix,
+                    batch_size=batch_size,
+                    progress=cb,
+                    settings={**extra, **(around.to_setting() if around else {})},
+                    convention=convention.value,
+                    chat=(chat_user or CHAT_USER) if chat else None,
+                )
         if outputs.directory is not None and cb:
             cb("writing figures", 0, 0)
         written = outputs.write(result, position=position)

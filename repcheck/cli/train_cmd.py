@@ -26,6 +26,9 @@ def field_opt(name: str, *decls: str, **kwargs):
 def train_command(
     method: Annotated[Method, field_opt("method", "--method")] = Method(D.method),
     data: Annotated[list[Path] | None, field_opt("data", "--data")] = None,
+    self_samples: Annotated[int, field_opt("self_samples", "--self-samples", min=0)] = D.self_samples,
+    self_new_tokens: Annotated[int, field_opt("self_new_tokens", "--self-new-tokens", min=16)] = D.self_new_tokens,
+    legit_mix: Annotated[float, field_opt("legit_mix", "--legit-mix", min=0.0, max=4.0)] = D.legit_mix,
     out: Annotated[Path, field_opt("out", "--out", "-o")] = Path(D.out),
     model: opt.ModelOpt = D.model,
     steps: Annotated[int, field_opt("steps", "--steps", min=1)] = D.steps,
@@ -46,6 +49,9 @@ def train_command(
     ] = not D.merge,
     eval_fraction: Annotated[float, field_opt("eval_fraction", "--eval-fraction")] = D.eval_fraction,
     eval_repeats: Annotated[int, field_opt("eval_repeats", "--eval-repeats", min=2)] = D.eval_repeats,
+    select_every: Annotated[int, field_opt("select_every", "--select-every", min=0)] = D.select_every,
+    select_margin: Annotated[float, field_opt("select_margin", "--select-margin", min=0.0)] = D.select_margin,
+    patience: Annotated[int, field_opt("patience", "--patience", min=1)] = D.patience,
     eval_only: Annotated[
         bool, typer.Option("--eval-only", help="Train nothing: compare --model with --base on the held-out split.")
     ] = False,
@@ -71,6 +77,12 @@ def train_command(
         method=method.value,
         model=model,
         data=[str(p) for p in data or []],
+        self_samples=self_samples,
+        self_new_tokens=self_new_tokens,
+        legit_mix=legit_mix,
+        select_every=select_every,
+        select_margin=select_margin,
+        patience=patience,
         out=str(out),
         steps=steps,
         batch_size=batch_size,

@@ -59,16 +59,24 @@ def measure(
             values = [getattr(s.summary, m) for s in result.sentences]
         out[f"probe.{m}"] = bootstrap_stderr(values, boot, suite.seed + i)
     if suite.compare:
+        from ..guard import DEFAULT_GUARD
+        from ..prompts import Prompt, check_messages
+
         c = suite.compare
         settings = [parse_setting(s) for s in c.settings]
+        given = [
+            Prompt(messages=check_messages(p["messages"], "the suite's prompts")) if isinstance(p, dict) else p
+            for p in prompts
+        ]
         cmp = run_compare(
             model,
             settings,
-            prompts,
+            given,
             max_new_tokens=c.max_new_tokens,
             samples=c.samples,
             seed=suite.seed,
             batch_size=suite.probe.batch_size,
+            stop_on_loop=DEFAULT_GUARD if c.stop_on_loop else None,
             progress=progress,
         )
         for s in settings:
@@ -160,12 +168,16 @@ def load_baseline(path: str | Path) -> tuple[dict[str, Any], Suite]:
             raise RepcheckError(f"baseline {path} is missing its {key!r} block")
     suite = Suite.from_dict(doc["suite"], base_dir=path.resolve().parent, where=f"baseline {path} suite")
     inputs = doc.get("inputs")
+
+    def usable(t: Any, chat: bool) -> bool:  # a text, or with chat a {"messages": [...]} conversation
+        return (isinstance(t, str) and bool(t.strip())) or (chat and isinstance(t, dict) and set(t) == {"messages"})
+
+    chat = bool(suite.compare and suite.compare.chat)
     if inputs is not None and not (
         isinstance(inputs, dict)
-        and all(
-            isinstance(inputs.get(k), list) and all(isinstance(t, str) and t.strip() for t in inputs[k])
-            for k in ("sentences", "prompts")
-        )
+        and all(isinstance(inputs.get(k), list) for k in ("sentences", "prompts"))
+        and all(usable(t, False) for t in inputs["sentences"])
+        and all(usable(t, chat) for t in inputs["prompts"])
         and inputs["sentences"]
         and (bool(inputs["prompts"]) == (suite.compare is not None))
         and (("legit" in inputs) == (suite.legit is not None))

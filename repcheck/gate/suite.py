@@ -35,6 +35,8 @@ class CompareBlock:
     settings: list[str] = field(default_factory=lambda: ["greedy"])
     max_new_tokens: int = 64
     samples: int = 1
+    chat: bool = False  # render the prompts with the model's chat template (a line is one user turn)
+    stop_on_loop: bool = False  # end each continuation when the loop guard confirms its loop
 
 
 @dataclass
@@ -189,9 +191,18 @@ class Suite:
     def sentences(self) -> list[str]:
         return read_set(self.probe.sentences, self.probe.limit, self.base_dir)
 
-    def prompts(self) -> list[str]:
-        assert self.compare is not None
-        return read_set(self.compare.prompts, self.compare.limit, self.base_dir)
+    def prompts(self) -> list[Any]:
+        """The compare block's prompts: strings, or ``{"messages": [...]}`` conversations with
+        ``chat`` (JSON, as a baseline stores them)."""
+        from ..prompts import read_prompts
+        from ..sentences import SHIPPED_SETS
+
+        c = self.compare
+        assert c is not None
+        if not c.chat:
+            return read_set(c.prompts, c.limit, self.base_dir)
+        path = c.prompts if c.prompts in SHIPPED_SETS else Path(self.base_dir) / c.prompts
+        return [p.to_dict() for p in read_prompts(path, chat=True, limit=c.limit)]
 
     def legit_cases(self) -> list[dict[str, Any]]:
         """The legit suite's cases (as their JSON objects), read now."""
@@ -267,6 +278,8 @@ batch_size = 16
 # settings = ["greedy", "repetition_penalty=1.3"]
 # max_new_tokens = 64
 # samples = 1
+# chat = false          # true: render the prompts with the chat template (a line is one user turn)
+# stop_on_loop = false  # true: end each continuation when the loop guard confirms its loop
 
 [gate]
 k = 3.0          # default tolerance of a metric = max(k * baseline stderr, floor)

@@ -28,9 +28,21 @@ class TrainConfig:
     model: str = _f("smollm2-135m", "The model to train (a built-in alias, a directory, a .gguf file or a hub id).")
     data: list[str] = _f(
         None,
-        "Training text: .txt (one document a line), .jsonl/.json (text), .csv (text column) or a directory "
-        "of .txt files; repeat for several. Default: the shipped corpus (docs/training.md).",
+        "Training text besides the model's own: .txt (one document a line), .jsonl/.json (text), .csv (text "
+        "column), a directory of .txt files, or the shipped corpus by name (python_docs); repeatable. Default: "
+        "none, the model's own answers only (--self-samples).",
         factory=list,
+    )
+    self_samples: int = _f(
+        192,
+        "Requests the model answers itself, sampled at its recommended settings, loops and near-duplicates "
+        "dropped: MLE text from its own distribution (cached; 0: none, then --data is needed).",
+    )
+    self_new_tokens: int = _f(160, "New tokens per self-generated answer.")
+    legit_mix: float = _f(
+        0.25,
+        "Examples of repetition that was asked for (copy, quote, list, code, table, JSON, refrain; from "
+        "templates, never the legit suite's cases) per MLE document: they teach that such repetition is right.",
     )
     out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
     steps: int = _f(200, "Optimizer steps.")
@@ -61,13 +73,23 @@ class TrainConfig:
     eval_fraction: float = _f(0.05, "Share of documents held out for the before/after evaluation.")
     eval_repeats: int = _f(8, "K for the probe of held-out sentences.")
     eval_sentences: int = _f(24, "Held-out sentences probed before and after.")
-    eval_prompts: int = _f(16, "Open-ended prompts continued greedily before and after.")
-    eval_new_tokens: int = _f(64, "New tokens per greedy continuation of the evaluation.")
+    eval_prompts: int = _f(32, "Open-ended prompts answered greedily before and after (as chat where the model chats).")
+    eval_new_tokens: int = _f(256, "New tokens per greedy answer of the evaluation (loops show at this length).")
     eval_legit: str = _f(
         "legit",
         "The legitimate-repetition suite run greedily before and after: the shipped one (legit), a .jsonl file "
         "of the same format, or none.",
     )
+    select_every: int = _f(
+        25,
+        "Steps between validations of both objectives (TP at the last copy of held-out sentences; the "
+        "log-probability of asked-for copies and of held-out text); the run keeps the best step and stops when "
+        "it stops improving (0: no selection, the last step is kept).",
+    )
+    select_margin: float = _f(
+        0.15, "Nats per token the validation's asked-for copies and held-out text may lose against the base model."
+    )
+    patience: int = _f(3, "Validations without a better step before the run stops early.")
     save_steps: int | None = _f(None, "Steps between checkpoints (default: every quarter of the run).")
     keep_checkpoints: bool = _f(False, "Keep Trainer's checkpoints in OUT/checkpoints after success.")
     overwrite: bool = _f(False, "Start over in a non-empty --out.")
@@ -97,6 +119,16 @@ class TrainConfig:
         require_int("eval_sentences", self.eval_sentences, 1)
         require_int("eval_prompts", self.eval_prompts, 1)
         require_int("eval_new_tokens", self.eval_new_tokens, 1)
+        require_int("self_samples", self.self_samples, 0)
+        require_int("self_new_tokens", self.self_new_tokens, 16)
+        require_number("legit_mix", self.legit_mix, 0, 4)
+        require_int("select_every", self.select_every, 0)
+        require_number("select_margin", self.select_margin, 0, 10)
+        require_int("patience", self.patience, 1)
+        if not self.data and self.self_samples == 0:
+            raise RepcheckError(
+                "no training text: give --data, or let the model write its own (--self-samples N)", param="data"
+            )
         require_int("seq_prefix", self.seq_prefix, 1)
         require_int("seq_continuation", self.seq_continuation, self.seq_ngram + 1)
         require_int("lora_rank", self.lora_rank, 1)

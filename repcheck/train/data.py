@@ -3,9 +3,12 @@
 * **Text blocks** (MLE, unlikelihood, ScaleGrad): every document tokenized, joined with the
   EOS token into one stream, cut into blocks of ``block_size`` tokens (after a BOS token).
 * **Pseudo-repetitive samples** (DITTO, ``fairseq/custom/repetetion_penalty_accum_loss.py``
-  ``re_orgnize_sentence``): a prefix sentence followed by one sentence repeated until the
-  block is full, by token-level concatenation as the probe builds its input; the loss mask
-  covers the copies after the first.
+  ``re_orgnize_sentence``): running text up to a sentence, then that sentence repeated until
+  the block is full; the loss mask covers the copies after the first. As the paper's samples
+  are cut from the running token stream, the copies are joined as running text joins
+  sentences: each copy is the sentence's tokens *with* the separator that precedes it there
+  (a space in Latin text, nothing in CJK), the prefix is the text before it in its document
+  (its last tokens, as many as fit), and no BOS token is added.
 
 Sentences come from ``repcheck.sentences.split_sentences`` (Latin and CJK punctuation), not
 from a "." token id, which BPE tokenizers do not have.
@@ -13,7 +16,6 @@ from a "." token id, which BPE tokenizers do not have.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -34,13 +36,16 @@ def default_corpus_path():
 
 def read_corpus(paths: Sequence[str | Path] = ()) -> list[str]:
     """Documents from files (the same formats as ``probe --file``: one document a line, a
-    JSONL/JSON ``text``, a CSV ``text`` column) and directories of .txt files; the shipped
-    corpus when no path is given."""
+    JSONL/JSON ``text``, a CSV ``text`` column), directories of .txt files and the shipped
+    corpus by name (``python_docs``, also what no path gives)."""
     if not paths:
-        with resources.as_file(default_corpus_path()) as p:
-            return list(iter_sentences(p))
+        paths = [DEFAULT_CORPUS]
     docs: list[str] = []
     for raw in paths:
+        if str(raw) == DEFAULT_CORPUS and not Path(raw).exists():
+            with resources.as_file(default_corpus_path()) as p:
+                docs.extend(iter_sentences(p))
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             files = sorted(f for f in path.rglob("*.txt") if f.is_file())
@@ -95,37 +100,52 @@ class RepetitionSample:
     period: int
 
 
-def text_blocks(tokenizer, documents: Sequence[str], block_size: int) -> list[list[int]]:
-    """The documents as one token stream (EOS between documents), cut into blocks of
-    ``block_size`` tokens, each after a BOS (or EOS) token. The last partial block is dropped."""
+def text_blocks(
+    tokenizer, documents: Sequence[str], block_size: int, ends: Sequence[bool] | None = None
+) -> list[list[int]]:
+    """The documents as one token stream (EOS after each document, or after those ``ends``
+    marks: a chat transcript ends its own turns, and an answer the budget cut short must not
+    end), cut into blocks of ``block_size`` tokens, each after a BOS (or EOS) token. The last
+    partial block is dropped."""
     from ..sentences import prefix_ids
 
     start = prefix_ids(tokenizer)
     sep = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     width = block_size - len(start)
     stream: list[int] = []
-    for ids in tokenizer(list(documents), add_special_tokens=False)["input_ids"]:
+    marks = list(ends) if ends is not None else [True] * len(documents)
+    for ids, end in zip(tokenizer(list(documents), add_special_tokens=False)["input_ids"], marks, strict=True):
         stream.extend(ids)
-        stream.extend(sep)
+        if end:
+            stream.extend(sep)
     return [start + stream[i : i + width] for i in range(0, len(stream) - width + 1, width)]
 
 
-def repetition_pairs(tokenizer, documents: Sequence[str], block_size: int) -> list[tuple[list[int], list[int]]]:
-    """(prefix, sentence) token pairs of consecutive sentences: the prefix is BOS plus a
-    sentence, the repeated sentence the one after it. A pair whose prefix and two copies do
-    not fit in the block is skipped."""
-    from ..sentences import prefix_ids
+def separator(sentence: str) -> str:
+    """What joins a sentence to the one before it in running text: nothing before CJK, else a space."""
+    first = sentence[:1]
+    return "" if first and ("\u3000" <= first <= "\u9fff" or "\uff00" <= first <= "\uffef") else " "
 
-    bos = prefix_ids(tokenizer)
+
+def repetition_pairs(
+    tokenizer, documents: Sequence[str], block_size: int, max_prefix: int = 48
+) -> list[tuple[list[int], list[int]]]:
+    """(prefix, copy) token pairs from running text: for every sentence after a document's
+    first, the prefix is the document's text before it (its last ``max_prefix`` tokens) and
+    the copy is the sentence with its separator, tokenized as it occurs there. A pair whose
+    prefix and two copies do not fit in the block is skipped."""
     pairs = []
     for sents in sentences_of(documents):
         if len(sents) < 2:
             continue
-        encoded = tokenizer(sents, add_special_tokens=False)["input_ids"]
-        for prev, cur in itertools.pairwise(encoded):
-            prefix = bos + prev
-            if cur and len(prefix) + 2 * len(cur) <= block_size:
-                pairs.append((prefix, cur))
+        text = sents[0]
+        for cur in sents[1:]:
+            joined = separator(cur) + cur
+            prefix = tokenizer(text, add_special_tokens=False)["input_ids"][-max_prefix:]
+            copy = tokenizer(joined, add_special_tokens=False)["input_ids"]
+            if copy and prefix and len(prefix) + 2 * len(copy) <= block_size:
+                pairs.append((prefix, copy))
+            text += joined
     return pairs
 
 

@@ -1,17 +1,20 @@
 """Before and after: what training did to repetition and to language.
 
-On the held-out split (never trained on) and the shipped open-ended prompts:
+On the held-out split (never trained on), the shipped open-ended prompts and general prose:
 
 * the probe's curve on held-out sentences (TP, MP, IP, WR per copy, mean with 95% interval,
   K = 8 by default) and its summary (TP at the last copy, ...);
-* greedy generation on the open-ended prompts: seq-rep-4, rep-sen, the loop rate, the mean
-  continuation length and the share that end at EOS (a model that answers in a third of the
-  words repeats less for that reason alone: the report also gives seq-rep-4 on length-matched
-  continuations, each prompt's two continuations cut to the shorter's length);
+* greedy answers to the open-ended prompts (through the chat template where the model has
+  one, ``eval_new_tokens`` long: loops show at 256 tokens): seq-rep-4, rep-sen, the loop
+  rate, the mean answer length and the share that end at EOS (a model that answers in a third
+  of the words repeats less for that reason alone: the report also gives seq-rep-4 on
+  length-matched answers, each prompt's two answers cut to the shorter's length);
 * the legitimate-repetition suite, greedy (``repcheck.legit``): the pass rate, per category,
   so that a cure which breaks copying, code or lists shows it;
-* perplexity on held-out text: exp of the mean negative log-likelihood of every token of
-  the held-out documents, cut into the training block size.
+* perplexity on held-out text (exp of the mean negative log-likelihood of every token of the
+  held-out documents, cut into the training block size) and on general prose outside the
+  training domain (the shipped ``wiki_en`` sentences): a cure must not cost the model its
+  language.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class EvalSet:
     prompts: list[str]  # open-ended prompts for greedy generation
     blocks: list[list[int]]  # held-out text, tokenized, for perplexity
     legit: LegitSuite | None = None  # legitimate repetition (None: not measured)
+    general: list[list[int]] | None = None  # general prose outside the training domain, for perplexity
 
     @classmethod
     def build(cls, tokenizer, held_out: list[str], cfg: TrainConfig, context_length: int | None = None) -> EvalSet:
@@ -63,13 +67,15 @@ class EvalSet:
             text_blocks(tokenizer, held_out * 4, cfg.block_size // 2)[0]
         ]
         legit = None if cfg.eval_legit == "none" else load_legit_suite(cfg.eval_legit)
-        return cls(sentences[: cfg.eval_sentences], read_set("open_ended", cfg.eval_prompts), blocks, legit)
+        general = text_blocks(tokenizer, [" ".join(read_set("wiki_en", None))], cfg.block_size)
+        return cls(sentences[: cfg.eval_sentences], read_set("open_ended", cfg.eval_prompts), blocks, legit, general)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "sentences": self.sentences,
             "prompts": self.prompts,
             "perplexity_tokens": sum(map(len, self.blocks)),
+            "general_perplexity_tokens": sum(map(len, self.general or [])),
             "legit": describe(self.legit) if self.legit else None,
         }
 
@@ -86,7 +92,6 @@ def evaluate(
     model: Backend, eval_set: EvalSet, cfg: TrainConfig, progress: ProgressCallback | None = None
 ) -> dict[str, Any]:
     """The numbers a training report compares before and after."""
-    from ..compare import run_compare
     from ..decoding import parse_setting
     from ..probing import probe
 
@@ -95,17 +100,15 @@ def evaluate(
     result = probe(model, eval_set.sentences, repeats=cfg.eval_repeats, batch_size=8)
     summary = result.summary()
     if progress:
-        progress("evaluating: greedy generation", 0, 0)
-    greedy = parse_setting("greedy")
-    cmp = run_compare(model, [greedy], eval_set.prompts, max_new_tokens=cfg.eval_new_tokens, batch_size=16)
-    gen = cmp.setting_summary("greedy")
-    generations = cmp.runs["greedy"].generations
+        progress("evaluating: greedy answers", 0, 0)
+    answers = greedy_answers(model, eval_set.prompts, cfg.eval_new_tokens)
+    gen = answer_metrics(answers)
     legit = None
     suite = eval_set.legit
     if suite is not None and suite.needs_chat_template and not has_chat_template(model.tokenizer):
         suite = suite.plain_only()  # a base model: the cases it can be asked without a template
     if suite is not None and len(suite):
-        legit = run_legit(model, suite, greedy, skip_too_long=True, progress=progress).to_dict()
+        legit = run_legit(model, suite, parse_setting("greedy"), skip_too_long=True, progress=progress).to_dict()
         legit = {
             k: legit[k] for k in ("suite", "pass_rate", "passed", "n", "ci95", "by_category", "skipped") if k in legit
         }
@@ -121,17 +124,59 @@ def evaluate(
             "tp_last_ci95": summary["tp_last"]["ci95"],
             "lock_in_rate": summary["lock_in_rate"],
         },
-        "generation": {
-            "seq_rep_4": gen["metrics"]["seq_rep_4"]["mean"],
-            "rep_sen": gen["metrics"]["rep_sen"]["mean"],
-            "loop_rate": gen["loop_rate"],
-            "mean_length": sum(len(g.token_ids) for g in generations) / len(generations),
-            "eos_rate": sum(g.finished for g in generations) / len(generations),
-            "example": gen["example"],
-            "continuations": [g.token_ids for g in generations],  # for the length-matched comparison
-        },
+        "generation": gen,
         "legit": legit,
         "perplexity": perplexity(model, eval_set.blocks),
+        "perplexity_general": perplexity(model, eval_set.general) if eval_set.general else None,
+    }
+
+
+def greedy_answers(model: Backend, prompts: list[str], max_new_tokens: int) -> tuple[list, list[str], bool]:
+    """Greedy answers to ``prompts`` (raw generations, their texts, whether as chat): as the
+    user's turn through the chat template where the model has one (what users of a chat model
+    see), else continued as plain text."""
+    from ..backends.base import GenerationRequest
+    from ..decoding import parse_setting
+    from ..prompts import Prompt, render_all
+
+    chat = has_chat_template(model.tokenizer)
+    sources = [Prompt(messages=({"role": "user", "content": p},)) if chat else Prompt(text=p) for p in prompts]
+    ids = render_all(model.tokenizer, sources, [1] * len(prompts), model.context_length, model.name)
+    budgets = fitting_budgets(ids, max_new_tokens, model.context_length)
+    raw = model.generate(GenerationRequest(ids, parse_setting("greedy"), budgets, batch_size=16, sources=sources))
+    return raw, [model.tokenizer.decode(g.token_ids, skip_special_tokens=True) for g in raw], chat
+
+
+def fitting_budgets(prompts: list[list[int]], wanted: int, context_length: int | None) -> list[int]:
+    """``wanted`` new tokens per prompt, fewer where the prompt leaves less room in the
+    context window (a small model's 128 positions)."""
+    if context_length is None:
+        return [wanted] * len(prompts)
+    return [max(1, min(wanted, context_length - len(p))) for p in prompts]
+
+
+def answer_metrics(answers: tuple[list, list[str], bool]) -> dict[str, Any]:
+    """Means over the answers of seq-rep-4 and rep-sen, the loop rate, the mean length and the
+    share that end at EOS."""
+    from ..repetition import continuation_metrics
+
+    raw, texts, chat = answers
+    rows = [continuation_metrics(g.token_ids, t) for g, t in zip(raw, texts, strict=True)]
+
+    def mean(key: str) -> float:  # over the answers where the metric is defined (an empty answer has none)
+        values = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
+        return sum(values) / len(values) if values else math.nan
+
+    n = len(raw)
+    return {
+        "chat": chat,
+        "seq_rep_4": mean("seq_rep_4"),
+        "rep_sen": mean("rep_sen"),
+        "loop_rate": sum(r["loop"] for r in rows) / n,
+        "mean_length": sum(len(g.token_ids) for g in raw) / n,
+        "eos_rate": sum(g.finished for g in raw) / n,
+        "example": texts[0] if texts else "",
+        "continuations": [list(g.token_ids) for g in raw],  # for the length-matched comparison
     }
 
 
@@ -157,6 +202,7 @@ HEADLINE = (
     ("generation.eos_rate", "greedy continuations ending at EOS", None),
     ("legit.pass_rate", "legitimate repetition passed", "higher"),
     ("perplexity", "held-out perplexity", "lower"),
+    ("perplexity_general", "perplexity on general prose (wiki_en)", "lower"),
 )
 
 

@@ -23,7 +23,7 @@ from ..errors import RepcheckError
 from ..outputs import missing_dirs, remove_if_empty, remove_previous_run
 from ..progress import ProgressCallback
 from .config import TrainConfig
-from .data import check_corpus, read_corpus, repetition_pairs, split_corpus, text_blocks
+from .data import text_blocks
 from .evaluate import EvalSet, evaluate
 
 #: Working files of a run in progress (besides the final checkpoint and report).
@@ -113,14 +113,18 @@ def prepare_out(cfg: TrainConfig) -> Path | None:
     return None
 
 
-def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, progress: ProgressCallback | None = None, before: dict[str, Any] | None = None
+) -> TrainResult:
     """Train ``cfg.model`` with ``cfg.method`` and report the probe, generation and perplexity
-    before and after (see docs/training.md)."""
+    before and after (see docs/training.md). ``before``: the base model's evaluation from an
+    earlier run with the same data and evaluation settings (a sweep measures it once)."""
     from accelerate import PartialState
 
     from ..backends.hf import load_hf
     from ..backends.hf_utils import quiet_transformers, resolve_device
     from ..backends.spec import locate
+    from .mix import gather
 
     cfg.validate()
     locate(cfg.model)
@@ -128,31 +132,18 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
     state = PartialState()
     device = str(state.device) if state.num_processes > 1 else resolve_device(cfg.device)
     flags = precision_flags(cfg.precision, device)
-    if progress:
-        progress("reading the corpus", 0, 0)
-    documents = read_corpus(cfg.data)
-    split = split_corpus(documents, cfg.eval_fraction, cfg.seed)
     model = load_hf(cfg.model, dtype="float32", device=device, progress=progress)
     tok = model.tokenizer
     if cfg.block_size > (model.context_length or cfg.block_size):
         raise RepcheckError(
             f"block_size {cfg.block_size} exceeds the model's context of {model.context_length}", param="block_size"
         )
-    blocks = text_blocks(tok, split.train, cfg.block_size)
-    pairs = repetition_pairs(tok, split.train, cfg.block_size) if cfg.method == "ditto" else []
-    check_corpus(pairs, blocks, cfg.method, cfg.block_size)
-    eval_set = EvalSet.build(tok, split.held_out, cfg, model.context_length)
+    data = gather(cfg, model, progress)
+    blocks, pairs = data.blocks, data.pairs
+    eval_set = EvalSet.build(tok, data.held_out, cfg, model.context_length)
+    selection = _selection(cfg, tok, data, progress)
     trainable = _wrap_lora(model.model, cfg) if cfg.lora else model.model
-    data_info = {
-        "documents": len(documents),
-        "train_documents": len(split.train),
-        "held_out_documents": len(split.held_out),
-        "train_blocks": len(blocks),
-        "train_tokens": len(blocks) * cfg.block_size,
-        "repetition_pairs": len(pairs),
-        "source": cfg.data or ["repcheck shipped corpus: python_docs"],
-        "eval": eval_set.to_dict(),
-    }
+    data_info = {**data.info, "eval": eval_set.to_dict()}
 
     out = cfg.out_path
     if resume_from is None and cfg.overwrite:  # remove an earlier run's files before this one writes any
@@ -161,18 +152,19 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
     out.mkdir(parents=True, exist_ok=True)
     before_path = out / "before.json"
     if state.is_main_process:
-        before = _stored_before(before_path) if resume_from is not None else None
+        if before is None and resume_from is not None:
+            before = _stored_before(before_path)
         if before is None:
             try:
                 before = evaluate(model, eval_set, cfg, progress)
             except BaseException:  # interrupted or failed before anything was written: no empty --out
                 remove_if_empty(created)
                 raise
-            before_path.write_text(json.dumps(before, indent=1, allow_nan=True))
-            (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        before_path.write_text(json.dumps(before, indent=1, allow_nan=True))
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     state.wait_for_everyone()
 
-    trainer = _trainer(cfg, trainable, blocks, pairs, out, flags, device, progress)
+    trainer = _trainer(cfg, trainable, blocks, pairs, out, flags, device, progress, selection)
     started = time.perf_counter()
     model.model.train()
     try:
@@ -187,6 +179,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
         )
         raise TrainingInterrupted(f"training interrupted at step {trainer.state.global_step}; {where}") from None
     elapsed = time.perf_counter() - started
+    chosen = selection.restore(trainable) if selection is not None else None
     final = _final_model(trainable, cfg)
     final.eval()
     model.model = final
@@ -200,6 +193,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
         "device": device,
         "processes": state.num_processes,
         "resumed_from": str(resume_from) if resume_from else None,
+        "selection": chosen,
     }
     written: list[Path] = []
     report: dict[str, Any] = {}
@@ -248,7 +242,26 @@ def _final_model(trainable, cfg: TrainConfig):
     return trainable
 
 
-def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: str, progress):
+def _selection(cfg: TrainConfig, tokenizer, data, progress):
+    """The validation that chooses the step to keep (``repcheck.train.select``), or None."""
+    if not cfg.select_every:
+        return None
+    from .mix import validation_sentences
+    from .select import Selection, ValidationSet
+
+    sentences = validation_sentences(
+        tokenizer, data.validation, most_tokens=(cfg.block_size * 4 - 1) // cfg.eval_repeats
+    )
+    if not sentences:
+        raise RepcheckError("the validation split has no sentence to probe; give more text", param="select_every")
+    text = text_blocks(tokenizer, data.validation, cfg.block_size)[:8] or [
+        tokenizer(" ".join(data.validation), add_special_tokens=False)["input_ids"][: cfg.block_size]
+    ]
+    valid = ValidationSet.build(tokenizer, sentences, data.asked, text, cfg.eval_repeats)
+    return Selection(valid, cfg.select_every, cfg.select_margin, cfg.patience, progress)
+
+
+def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: str, progress, selection=None):
     from transformers import PrinterCallback, TrainingArguments
 
     from .engine import RepetitionTrainer, ReportCallback, StepBatches, one_batch
@@ -283,7 +296,7 @@ def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: s
         args=args,
         train_dataset=dataset,
         data_collator=one_batch,
-        callbacks=[ReportCallback(progress, out / "log.jsonl", cfg.method)],
+        callbacks=[ReportCallback(progress, out / "log.jsonl", cfg.method)] + ([selection] if selection else []),
         train_config=cfg,
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout; ours goes to log.jsonl
@@ -332,20 +345,24 @@ def evaluate_only(cfg: TrainConfig, base: str, progress: ProgressCallback | None
     cfg.validate()
     for spec in (base, cfg.model):  # both, before either is evaluated
         locate(spec)
+    from dataclasses import replace
+
     from ..outputs import check_output_dir, publish
     from ..provenance import dumps
+    from .mix import gather
     from .report import plot_before_after, report_document
 
     check_output_dir(cfg.out_path, cfg.overwrite)
-    documents = read_corpus(cfg.data)
-    split = split_corpus(documents, cfg.eval_fraction, cfg.seed)
-    results, infos = {}, {}
+    results, infos, held_out, data_info = {}, {}, None, {}
     for key, spec in (("before", base), ("after", cfg.model)):
         model = load_hf(spec, dtype="float32", device=cfg.device, progress=progress)
-        eval_set = EvalSet.build(model.tokenizer, split.held_out, cfg, model.context_length)
+        if held_out is None:  # the held-out split of the base's training data (its own answers: cached)
+            data = gather(replace(cfg, method="mle"), model, progress)
+            held_out, data_info = data.held_out, data.info
+        eval_set = EvalSet.build(model.tokenizer, held_out, cfg, model.context_length)
         results[key], infos[key] = evaluate(model, eval_set, cfg, progress), model.info()
         model.close()
-    data_info = {"documents": len(documents), "held_out_documents": len(split.held_out), "eval": eval_set.to_dict()}
+    data_info = {**data_info, "eval": eval_set.to_dict()}
     doc = report_document(cfg.to_dict(), data_info, None, results["before"], results["after"], infos)
 
     def write(tmp: Path) -> None:

@@ -37,6 +37,8 @@ def config(tiny_llama, corpus, out, **kw):
         eval_fraction=0.1,
         device="cpu",
         precision="fp32",
+        self_samples=0,  # the corpus only (self-generated text: its own test)
+        select_every=10,
     )
     return TrainConfig(**{**base, **kw})
 
@@ -124,7 +126,8 @@ def test_every_method_trains_and_reports(tiny_llama, corpus, tmp_path, method):
 
 def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
     out = tmp_path / "cli"
-    common = ["--data", corpus, "-m", tiny_llama, "--block-size", 64, "--eval-repeats", 3, "--device", "cpu"]
+    common = ["--data", corpus, "-m", tiny_llama, "--block-size", 64, "--eval-repeats", 3, "--device", "cpu",
+              "--self-samples", 8]  # fmt: skip
     r = run("train", "--method", "mle", "--steps", 2, "--out", out, *common, "--json", "-q")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -138,7 +141,9 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
     assert 40 <= legit["n"] + len(legit["skipped"]) < 155
     assert {r["category"] for r in doc["legit_by_category"]} >= {"list", "code", "refrain"}
     gen = doc["before"]["generation"]
-    assert 0 <= gen["eos_rate"] <= 1 and 0 < gen["mean_length"] <= 64 and len(gen["continuations"]) == 16
+    # 32 prompts, each answer as long as the 128-token context leaves room for (at most 256)
+    assert 0 <= gen["eos_rate"] <= 1 and 0 < gen["mean_length"] <= 128 and len(gen["continuations"]) == 32
+    assert doc["data"]["sources"][1]["self_generated"]["asked"] == 8
     r = run(
         "train",
         "--eval-only",
@@ -176,7 +181,7 @@ def test_bad_options_are_refused_before_loading(args, needle):
 
 
 def test_bad_corpora_and_models(tiny_llama, tiny_bert, tmp_path):
-    common = ["-m", tiny_llama, "--block-size", 64, "--device", "cpu", "--out", tmp_path / "o"]
+    common = ["-m", tiny_llama, "--block-size", 64, "--device", "cpu", "--out", tmp_path / "o", "--self-samples", 0]
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     assert_usage_error(run("train", "--data", empty, *common), "the training corpus is empty")

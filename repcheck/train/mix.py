@@ -1,0 +1,136 @@
+"""What a run trains on, evaluates on and validates on, assembled in one place.
+
+* **Documents**: the model's own answers (``selfgen``; the default source) and the user's
+  text (``--data``, the shipped ``python_docs`` corpus by name), each document kept as plain
+  text (DITTO's samples and the held-out sentences come from it) and as training text (an
+  answer with its request, through the chat template where the model chats).
+* **Splits**: a seeded ``eval_fraction`` of the documents is held out and halved: one half for
+  the final evaluation, the other for the validation that chooses the step to keep (the
+  final evaluation never sees what chose the step).
+* **MLE text**: the training documents plus ``legit_mix`` examples of asked-for repetition per
+  document (``templates``, content from training sentences), in a seeded order, as one
+  stream cut into blocks.
+* **DITTO samples**: from the training documents' plain text only: an asked-for copy is never
+  a pseudo-repetitive sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import RepcheckError
+from ..progress import ProgressCallback
+from .config import TrainConfig
+from .data import check_corpus, read_corpus, repetition_pairs, sentences_of, split_corpus, text_blocks
+from .templates import examples
+
+
+@dataclass
+class Document:
+    plain: str  # the text itself (an answer, a paragraph)
+    training: str  # what MLE trains on (the answer with its request where the model chats)
+    ends: bool = True  # an EOS token follows it in the MLE stream (not where the text ends itself)
+
+
+@dataclass
+class TrainingData:
+    blocks: list[list[int]]  # MLE blocks
+    pairs: list[tuple[list[int], list[int]]]  # DITTO (prefix, copy) pairs
+    held_out: list[str]  # plain documents for the final evaluation
+    validation: list[str]  # plain documents for the step selection
+    asked: list[tuple[str, str]]  # validation: (rendered request, right answer) of asked-for repetition
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) -> TrainingData:
+    """Every document, split, mixed and tokenized (see the module docstring)."""
+    from .selfgen import self_generated
+
+    tok = model.tokenizer
+    docs: list[Document] = []
+    info: dict[str, Any] = {"sources": []}
+    if cfg.data:
+        if progress:
+            progress("reading the training text", 0, 0)
+        user = read_corpus(cfg.data)
+        docs += [Document(d, d) for d in user]
+        info["sources"].append({"data": list(cfg.data), "documents": len(user)})
+    if cfg.self_samples:
+        own = self_generated(model, cfg.self_samples, cfg.self_new_tokens, cfg.seed, progress=progress)
+        docs += [Document(a, t, ends=False) for a, t in zip(own.answers, own.documents, strict=True)]
+        info["sources"].append({"self_generated": own.to_dict()})
+    split = split_corpus(list(range(len(docs))), cfg.eval_fraction, cfg.seed)
+    held = [docs[i] for i in split.held_out]
+    train = [docs[i] for i in split.train]
+    evaluation, validation = held[0::2], held[1::2]
+
+    train_sentences = [s for sents in sentences_of(d.plain for d in train) for s in sents]
+    n_examples = round(cfg.legit_mix * len(train))
+    asked_train = examples(n_examples, train_sentences, cfg.seed) if n_examples else []
+    from ..prompts import has_chat_template
+
+    chat = has_chat_template(tok)
+    mle_docs = [(d.training, d.ends) for d in train] + [(e.text(tok), not chat) for e in asked_train]
+    order = np.random.default_rng([cfg.seed, 3]).permutation(len(mle_docs))
+    blocks = text_blocks(tok, [mle_docs[i][0] for i in order], cfg.block_size, [mle_docs[i][1] for i in order])
+    pairs = repetition_pairs(tok, [d.plain for d in train], cfg.block_size) if cfg.method == "ditto" else []
+    check_corpus(pairs, blocks, cfg.method, cfg.block_size)
+    if len(held) < 2:
+        raise RepcheckError(
+            f"{len(docs)} documents leave fewer than 2 to hold out (eval_fraction {cfg.eval_fraction}); give more text",
+            param="eval_fraction",
+        )
+
+    validation_sentences = [s for sents in sentences_of(d.plain for d in validation) for s in sents]
+    asked_val = examples(24, validation_sentences or train_sentences, cfg.seed + 1)
+    info.update(
+        documents=len(docs),
+        train_documents=len(train),
+        held_out_documents=len(evaluation),
+        validation_documents=len(validation),
+        asked_for_examples=len(asked_train),
+        train_blocks=len(blocks),
+        train_tokens=len(blocks) * cfg.block_size,
+        repetition_pairs=len(pairs),
+    )
+    return TrainingData(
+        blocks=blocks,
+        pairs=pairs,
+        held_out=[d.plain for d in evaluation],
+        validation=[d.plain for d in validation],
+        asked=[request_and_answer(tok, e) for e in asked_val],
+        info=info,
+    )
+
+
+def request_and_answer(tokenizer, example) -> tuple[str, str]:
+    """The rendered request (the assistant's turn opened, where the model chats) and the text
+    that completes it into the whole exchange (the answer and the turn's end)."""
+    from ..prompts import has_chat_template
+
+    if has_chat_template(tokenizer):
+        request = tokenizer.apply_chat_template(
+            [{"role": "user", "content": example.request}], add_generation_prompt=True, tokenize=False
+        )
+        whole = example.text(tokenizer)
+        if whole.startswith(request):
+            return request, whole[len(request) :]
+        return request, example.answer
+    return example.request + "\n", example.answer
+
+
+def validation_sentences(tokenizer, documents: Sequence[str], limit: int = 12, most_tokens: int = 30) -> list[str]:
+    """Sentences of the validation documents short enough to be repeated 8 times."""
+    out = []
+    for sents in sentences_of(documents):
+        for s in sents:
+            if 5 <= len(tokenizer(s, add_special_tokens=False)["input_ids"]) <= most_tokens:
+                out.append(s)
+    return out[:limit]
+
+
+__all__ = ["Document", "TrainingData", "gather", "request_and_answer", "validation_sentences"]

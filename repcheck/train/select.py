@@ -1,0 +1,149 @@
+"""Choosing the step to keep: a validation of both objectives during training.
+
+A fixed number of steps is either too few (the loop is still there) or too many (copying on
+request, answer length and the model's language erode). Every ``select_every`` steps the
+model is measured on a validation split that neither training nor the final evaluation uses:
+
+* **loops**: TP at the last of K copies of validation sentences (the probe, teacher forced);
+* **asked-for repetition**: the mean log-probability per token of the right answers to
+  validation requests of the legit categories (``templates``; other content than training's);
+* **language**: the mean log-probability per token of held-out text.
+
+A step is *admissible* when neither log-probability fell by more than ``select_margin`` nats
+per token below the base model's; among admissible steps the one with the lowest TP is kept
+(its weights are copied aside), and the run stops once ``patience`` validations in a row
+found no better one. When no step is admissible the last step is kept, and the report says
+so. Every validation is in the report (``selection``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from ..progress import ProgressCallback
+
+
+@dataclass
+class ValidationSet:
+    """Token ids of what is measured: repeated sentences (``probe``: prefix + K copies, with
+    the last copy's span), asked-for answers (``asked``: request + answer, answer start) and
+    held-out text (``text``: blocks, scored from position 1)."""
+
+    probe: list[tuple[list[int], int]]  # (ids, start of the last copy)
+    asked: list[tuple[list[int], int]]  # (ids, start of the answer)
+    text: list[list[int]]
+
+    @classmethod
+    def build(cls, tokenizer, sentences: Sequence[str], asked: Sequence[tuple[str, str]], text_blocks, repeats: int):
+        """``asked``: (rendered request, answer text) pairs; ``text_blocks``: token blocks."""
+        from ..sentences import prefix_ids
+
+        start = prefix_ids(tokenizer)
+        probe = []
+        for s in sentences:
+            ids = tokenizer(" " + s.strip(), add_special_tokens=False)["input_ids"]
+            probe.append((start + ids * repeats, len(start) + len(ids) * (repeats - 1)))
+        pairs = []
+        for request, answer in asked:
+            r = tokenizer(request, add_special_tokens=False)["input_ids"]
+            a = tokenizer(answer, add_special_tokens=False)["input_ids"]
+            pairs.append((r + a, len(r)))
+        return cls(probe, pairs, [list(b) for b in text_blocks])
+
+
+@torch.no_grad()
+def _mean_logp(model, seqs: Sequence[tuple[list[int], int]], device) -> list[float]:
+    """Per sequence, the mean log-probability of its tokens from ``start`` on (and the mean
+    probability, for the probe: returned by ``_mean_p``)."""
+    out = []
+    for ids, start in seqs:
+        x = torch.tensor([ids], device=device)
+        logp = model(input_ids=x, use_cache=False).logits[0, :-1].float().log_softmax(-1)
+        target = x[0, 1:]
+        lp = logp.gather(-1, target[:, None]).squeeze(-1)[start - 1 :]
+        out.append(lp)
+    return out
+
+
+@dataclass
+class Selection(TrainerCallback):
+    """The validation callback (see the module docstring)."""
+
+    data: ValidationSet
+    every: int
+    margin: float
+    patience: int
+    progress: ProgressCallback | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    base: dict[str, float] | None = None
+    best: dict[str, Any] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+
+    def measure(self, model) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        probe = _mean_logp(model, self.data.probe, device)
+        asked = _mean_logp(model, self.data.asked, device)
+        text = _mean_logp(model, [(b, 1) for b in self.data.text], device)
+        if was_training:
+            model.train()
+        return {
+            "tp_last": float(sum(lp.exp().mean() for lp in probe) / len(probe)),
+            "asked_logp": float(torch.cat(asked).mean()) if asked else math.nan,
+            "text_logp": float(torch.cat(text).mean()) if text else math.nan,
+        }
+
+    def admissible(self, m: dict[str, float]) -> bool:
+        assert self.base is not None
+        return all(math.isnan(self.base[k]) or m[k] >= self.base[k] - self.margin for k in ("asked_logp", "text_logp"))
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.base is None:
+            self.base = self.measure(model)
+            self.history.append({"step": 0, **self.base, "admissible": True})
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        if step % self.every and step != state.max_steps:
+            return
+        if self.progress:
+            self.progress(f"validating step {step}", step, state.max_steps)
+        m = self.measure(model)
+        ok = self.admissible(m)
+        self.history.append({"step": step, **m, "admissible": ok})
+        better = ok and (self.best is None or m["tp_last"] < self.best["tp_last"] - 0.005)
+        if better:
+            self.best = {"step": step, **m}
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            self.stale = 0
+        else:
+            self.stale += 1
+            if self.stale >= self.patience:
+                control.should_training_stop = True
+
+    def restore(self, model) -> dict[str, Any]:
+        """Load the kept step's weights into ``model``; returns the report's ``selection``."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        last = self.history[-1]["step"] if self.history else None
+        return {
+            "every": self.every,
+            "margin": self.margin,
+            "patience": self.patience,
+            "kept_step": self.best["step"] if self.best is not None else last,
+            "stopped_early": bool(self.history) and last is not None and self.stale >= self.patience,
+            "base": self.base,
+            "history": self.history,
+            "note": None if self.best is not None else "no step stayed within the margin: the last step was kept",
+        }
+
+
+__all__ = ["Selection", "ValidationSet"]

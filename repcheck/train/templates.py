@@ -1,0 +1,145 @@
+"""Repetition that was asked for, as training examples: what tells a model that copying on
+request, the next branch of a chain, a table's next row or a refrain is right.
+
+Each example is drawn from a template of one of the legitimate-repetition suite's categories
+(copy, quote, list, code, table, json, refrain, again; the suite's ``translate`` needs a
+translator and has no template) and filled with random content: sentences of the training
+text, words, numbers. None is a test case of the suite (``repcheck/sample_prompts/legit.jsonl``;
+a test checks that no prompt coincides). An example is a request and its one right answer,
+rendered through the model's chat template when it has one (``Example.text``), else written as
+plain text; it joins the MLE half of training as one more document, never a DITTO sample, so
+the repetition penalty never sees a copy that was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RepcheckError
+
+CATEGORIES = ("copy", "quote", "list", "code", "table", "json", "refrain", "again")
+WORDS = (
+    "apple river stone cloud lamp garden window paper violin harbor mountain candle forest meadow bridge "
+    "comet lantern pepper marble orchard island feather silver tiger velvet canyon ribbon harvest pebble"
+).split()
+NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+
+
+@dataclass(frozen=True)
+class Example:
+    """A request and its right answer (``category`` as in the suite)."""
+
+    category: str
+    request: str
+    answer: str
+
+    def text(self, tokenizer) -> str:
+        """The whole exchange as training text: through the chat template where the model
+        has one (the answer as the assistant's turn, ending where the template ends a turn),
+        else the request, a newline and the answer."""
+        from ..prompts import has_chat_template
+
+        if has_chat_template(tokenizer):
+            messages = [{"role": "user", "content": self.request}, {"role": "assistant", "content": self.answer}]
+            return tokenizer.apply_chat_template(messages, tokenize=False)
+        return f"{self.request}\n{self.answer}"
+
+
+Template = Callable[[np.random.Generator, Sequence[str]], Example]
+
+
+def _pick(rng: np.random.Generator, items: Sequence, k: int = 1) -> list:
+    return [items[i] for i in rng.choice(len(items), size=k, replace=len(items) < k)]
+
+
+def _copy(rng, sentences):
+    s = _pick(rng, sentences)[0]
+    n = int(rng.integers(1, 4))
+    asks = [f"Copy this sentence exactly: {s}", f"Repeat the following text word for word:\n{s}"]
+    if n > 1:
+        return Example("copy", f"Write this line {NUMBER_WORDS[n]} times, one per line:\n{s}", "\n".join([s] * n))
+    return Example("copy", asks[int(rng.integers(len(asks)))], s)
+
+
+def _quote(rng, sentences):
+    a, b, c = _pick(rng, sentences, 3)
+    which = int(rng.integers(3))
+    name = ("first", "second", "third")[which]
+    return Example("quote", f"Quote the {name} sentence of this passage exactly.\n\n{a} {b} {c}", (a, b, c)[which])
+
+
+def _list(rng, sentences):
+    start = int(rng.integers(1, 40))
+    stop = start + int(rng.integers(4, 10))
+    if rng.random() < 0.5:
+        return Example(
+            "list", f"Count from {start} to {stop}, separated by commas.", ", ".join(map(str, range(start, stop + 1)))
+        )
+    items = _pick(rng, WORDS, 4)
+    shown = "\n".join(f"{i + 1}. {w}" for i, w in enumerate(items[:3]))
+    return Example("list", f"Add the next item, {items[3]}, to this list and write the whole list:\n{shown}",
+                   shown + f"\n4. {items[3]}")  # fmt: skip
+
+
+def _code(rng, sentences):
+    name = _pick(rng, WORDS)[0]
+    n = int(rng.integers(3, 6))
+    values = _pick(rng, WORDS, n)
+    lines = [f"def {name}_name(n):"]
+    for i, v in enumerate(values):
+        lines += [f"    {'if' if i == 0 else 'elif'} n == {i + 1}:", f'        return "{v}"']
+    shown = "\n".join(lines[: 1 + 2 * (n - 1)])
+    return Example("code", f"Complete this function with the branch for n == {n}, returning \"{values[-1]}\", "
+                   f"and write the whole function:\n{shown}", "\n".join(lines))  # fmt: skip
+
+
+def _table(rng, sentences):
+    k = int(rng.integers(2, 10))
+    rows = int(rng.integers(3, 6))
+    head = f"| n | n x {k} |\n|---|---|\n"
+    body = "".join(f"| {i} | {i * k} |\n" for i in range(1, rows + 1))
+    return Example("table", f"Write the multiplication table of {k} from 1 to {rows} as a Markdown table with "
+                   f"columns n and n x {k}.", (head + body).rstrip("\n"))  # fmt: skip
+
+
+def _json(rng, sentences):
+    n = int(rng.integers(2, 5))
+    names = _pick(rng, WORDS, n + 1)
+    objects = [{"id": i + 1, "name": w} for i, w in enumerate(names)]
+    shown = json.dumps(objects[:n])
+    return Example("json", f"Append an object with id {n + 1} and name \"{names[n]}\" to this JSON array and print "
+                   f"the array:\n{shown}", json.dumps(objects))  # fmt: skip
+
+
+def _refrain(rng, sentences):
+    verses = _pick(rng, sentences, 2)
+    refrain = " ".join(_pick(rng, WORDS, 4)).capitalize() + ", " + " ".join(_pick(rng, WORDS, 3)) + "."
+    song = f"{verses[0]}\nChorus: {refrain}\n{verses[1]}\nChorus:"
+    return Example("refrain", f"Finish this song's last line with its chorus:\n{song}", f"{song} {refrain}")
+
+
+def _again(rng, sentences):
+    s = _pick(rng, sentences)[0]
+    return Example("again", f"Say it again, exactly as before: {s}", s)
+
+
+TEMPLATES: dict[str, Template] = {
+    "copy": _copy, "quote": _quote, "list": _list, "code": _code, "table": _table, "json": _json,
+    "refrain": _refrain, "again": _again,
+}  # fmt: skip
+
+
+def examples(n: int, sentences: Sequence[str], seed: int) -> list[Example]:
+    """``n`` examples, the categories in turn, content drawn from ``sentences`` (seeded)."""
+    usable = [s for s in sentences if 20 <= len(s) <= 200]
+    if n and len(usable) < 3:
+        raise RepcheckError("legitimate-repetition examples need at least 3 sentences of 20-200 characters")
+    rng = np.random.default_rng([seed, 7])
+    return [TEMPLATES[CATEGORIES[i % len(CATEGORIES)]](rng, usable) for i in range(n)]
+
+
+__all__ = ["CATEGORIES", "Example", "TEMPLATES", "examples"]

@@ -1,0 +1,113 @@
+"""The training recipe's pieces without a model: asked-for repetition templates (right
+answers, never the legit suite's cases), DITTO samples joined as running text, the step
+selection's rule."""
+
+import json
+import math
+
+import pytest
+
+from repcheck.legit import load_legit_suite
+from repcheck.train.data import repetition_pairs, separator
+from repcheck.train.templates import CATEGORIES, examples
+
+SENTENCES = [
+    "The harbor was quiet before the storm arrived.",
+    "Children played in the square until dark.",
+    "A new bridge connects the two halves of the town.",
+    "The baker opens his shop at five every morning.",
+    "Rain fell on the roofs for three days in a row.",
+]
+
+
+def test_templates_cover_the_categories_with_right_answers():
+    exs = examples(64, SENTENCES, seed=0)
+    assert {e.category for e in exs} == set(CATEGORIES)
+    for e in exs:
+        if e.category == "copy" and e.request.startswith("Copy this sentence exactly: "):
+            assert e.answer == e.request.removeprefix("Copy this sentence exactly: ")
+        if e.category == "json":
+            doc = json.loads(e.answer)
+            assert [o["id"] for o in doc] == list(range(1, len(doc) + 1))
+            assert json.loads(e.request.split("\n", 1)[1]) == doc[:-1]
+        if e.category == "list" and e.request.startswith("Count from"):
+            a, b = (int(w.rstrip(",.")) for w in e.request.split()[2:5:2])
+            assert e.answer == ", ".join(map(str, range(a, b + 1)))
+        if e.category == "code":
+            assert e.answer.startswith(e.request.split("\n", 1)[1])  # the shown branches, then the asked one
+        if e.category == "refrain":
+            assert e.answer.endswith(e.answer.split("Chorus: ")[1].split("\n")[0])
+
+
+def test_no_template_request_is_a_legit_suite_case():
+    suite = load_legit_suite()
+    asked = {c.prompt.shown().strip() for c in suite.cases}
+    texts = {c.prompt.text for c in suite.cases if c.prompt.text}
+    for e in examples(400, SENTENCES, seed=3):
+        assert e.request.strip() not in asked and e.request not in texts
+
+
+def test_examples_are_seeded():
+    assert examples(10, SENTENCES, 1) == examples(10, SENTENCES, 1) != examples(10, SENTENCES, 2)
+
+
+def test_ditto_copies_are_joined_as_running_text():
+    from transformers import AutoTokenizer  # noqa: F401 - the tokenizer is built below without the hub
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[UNK]", "Ġa", "Ġb", "Ġc", "a", "b", "c", ".", "Ġ."])},
+                                     unk_token="[UNK]"))  # fmt: skip
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    t = PreTrainedTokenizerFast(tokenizer_object=tok)
+    pairs = repetition_pairs(t, ["a b. c a."], block_size=32)
+    (prefix, copy), = pairs
+    assert t.convert_ids_to_tokens(copy)[0] == "Ġc"  # the space before the sentence belongs to each copy
+    assert t.convert_ids_to_tokens(prefix) == ["a", "Ġb", "."]  # the running text before it, no BOS
+
+
+def test_the_separator_of_cjk_is_nothing():
+    assert separator("北京是首都。") == "" and separator("Paris is.") == " "
+
+
+def test_selection_keeps_the_lowest_tp_within_the_margin():
+    import torch
+
+    from repcheck.train.select import Selection, ValidationSet
+
+    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=2)
+    sel.base = {"tp_last": 0.9, "asked_logp": -1.0, "text_logp": -2.0}
+    values = iter([
+        {"tp_last": 0.5, "asked_logp": -1.05, "text_logp": -2.0},  # admissible
+        {"tp_last": 0.2, "asked_logp": -1.5, "text_logp": -2.0},  # lower TP, but copying suffered
+        {"tp_last": 0.498, "asked_logp": -1.0, "text_logp": -2.05},  # admissible, not better by enough
+    ])  # fmt: skip
+    sel.measure = lambda model: next(values)
+
+    class State:
+        max_steps, global_step = 10, 0
+
+    class Control:
+        should_training_stop = False
+
+    model = torch.nn.Linear(2, 2)
+    state, control = State(), Control()
+    for step in (1, 2, 3):
+        state.global_step = step
+        sel.on_step_end(None, state, control, model=model)
+    assert sel.best["step"] == 1 and control.should_training_stop  # two validations without a better step
+    assert [h["admissible"] for h in sel.history] == [True, False, True]
+    report = sel.restore(model)
+    assert report["kept_step"] == 1 and report["stopped_early"]
+    assert not math.isnan(report["base"]["tp_last"])
+
+
+@pytest.mark.parametrize("n", [0, 5])
+def test_instructions_are_distinct_and_seeded(n):
+    from repcheck.train.selfgen import instructions
+
+    a = instructions(n, 0)
+    assert len(set(a)) == n and a == instructions(n, 0)
+    prompts = {line.strip() for line in open("sample_prompts/open_ended.txt", encoding="utf-8")}
+    assert not set(a) & prompts
