@@ -89,6 +89,7 @@ class _Server:
         class Quiet(ThreadingHTTPServer):
             request_queue_size = 512  # a load test opens hundreds of connections at once
             daemon_threads = True
+
             def handle_error(self, request, client_address):
                 pass  # a client that gave up (a timeout test) is not the server's error
 
@@ -503,4 +504,8 @@ class LoopingStreamServer(_Server):
                 return 401, {"error": {"message": "bad key", "type": "invalid_request_error"}}
             return 200, {"choices": [{"index": 0, "text": "x", "finish_reason": "length"}]}
 
-        super().__init__(lambda m, p, b: (lambda st, pl: (st, pl if isinstance(pl, bytes) else json.dumps(pl).encode()))(*answer(m, p, b)))
+        super().__init__(
+            lambda m, p, b: (lambda st, pl: (st, pl if isinstance(pl, bytes) else json.dumps(pl).encode()))(
+                *answer(m, p, b)
+            )
+        )

@@ -60,6 +60,8 @@ def test_chat_probes_on_the_cli(chat_llama, tiny_llama, tmp_path):
     res = run("probe", SENTENCE, "-k", 3, "--chat", "--chat-user", "Say it.", "--model", chat_llama, "--json")
     assert res.exit_code == 0, res.output
     assert_usage_error(run("probe", SENTENCE, "--chat", "--model", tiny_llama), "has no chat template")
-    assert_usage_error(run("probe", SENTENCE, "--chat-user", "x", "--model", chat_llama), "--chat-user goes with --chat")
+    assert_usage_error(
+        run("probe", SENTENCE, "--chat-user", "x", "--model", chat_llama), "--chat-user goes with --chat"
+    )
     assert_usage_error(run("probe", SENTENCE, "--turns", "--prefix", "x", "--model", chat_llama), "--turns")
     assert_usage_error(run("probe", SENTENCE, "-k", 6, "--turns", "--model", chat_llama), "context window")

@@ -8,8 +8,8 @@ from cli_helpers import assert_usage_error, run
 
 from repcheck import load_model
 from repcheck.decoding import parse_setting
-from repcheck.guard import GuardConfig, find_loop
 from repcheck.generation import generate
+from repcheck.guard import GuardConfig, find_loop
 
 PROMPTS = ["The committee approved the new budget.", "Water boils at one hundred degrees", "The general led his army"]
 GUARD = GuardConfig(max_period=16, min_repeats=3, min_tokens=12)
@@ -144,8 +144,10 @@ def _file(tmp_path, lines):
 def test_a_gate_suite_with_chat_prompts_and_the_guard(chat_llama, tmp_path):
     suite = tmp_path / "suite.toml"
     (tmp_path / "s.txt").write_text("Paris is the capital of France.\nWater boils.\n")
-    suite.write_text('[probe]\nsentences = "s.txt"\nrepeats = 2\n\n[gate]\nbootstrap = 20\n\n'
-                     '[compare]\nprompts = "chat_en"\nlimit = 2\nmax_new_tokens = 40\nchat = true\nstop_on_loop = true\n')
+    suite.write_text(
+        '[probe]\nsentences = "s.txt"\nrepeats = 2\n\n[gate]\nbootstrap = 20\n\n'
+        '[compare]\nprompts = "chat_en"\nlimit = 2\nmax_new_tokens = 40\nchat = true\nstop_on_loop = true\n'
+    )
     # the guard needs 48 tokens to confirm a loop: 40 can never stop one, and the suite says so
     res = run("baseline", "create", "--model", chat_llama, "--suite", suite, "-o", tmp_path / "x.json", "-q")
     assert_usage_error(res, "could never stop one")

@@ -93,4 +93,4 @@ def test_cut_at_loop_keeps_the_tokens_until_the_confirmation():
     cut = cut_at_loop(g, GuardConfig(8, 3, 9))
     assert cut.finish == "loop" and cut.token_ids == g.token_ids[: 2 + 9]
     assert cut.extra["loop"] == {"period": 3, "start": 2, "at": 11, "repeats": 3.0} and cut.extra["cut"] == 92 - 11
-    assert cut_at_loop(RawGeneration(0, 0, list(range(40)), "eos"), GuardConfig()) .finish == "eos"
+    assert cut_at_loop(RawGeneration(0, 0, list(range(40)), "eos"), GuardConfig()).finish == "eos"

@@ -52,8 +52,6 @@ def test_examples_are_seeded():
 
 
 def test_ditto_copies_are_joined_as_running_text():
-    from transformers import AutoTokenizer  # noqa: F401 - the tokenizer is built below without the hub
-
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -62,7 +60,7 @@ def test_ditto_copies_are_joined_as_running_text():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     t = PreTrainedTokenizerFast(tokenizer_object=tok)
     pairs = repetition_pairs(t, ["a b. c a."], block_size=32)
-    (prefix, copy), = pairs
+    ((prefix, copy),) = pairs
     assert t.convert_ids_to_tokens(copy)[0] == "Ġc"  # the space before the sentence belongs to each copy
     assert t.convert_ids_to_tokens(prefix) == ["a", "Ġb", "."]  # the running text before it, no BOS
 
