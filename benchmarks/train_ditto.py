@@ -17,7 +17,8 @@ on the held-out split and the shipped prompts and suites, the numbers of the iss
 Each line prints the load other processes put on the machine while it trained (a busy
 machine makes a run up to 3x slower) and the CPU's kind (AMX or AVX2 only). The base model is
 evaluated once per data configuration and reused. --reuse reads a configuration's
-report.json where an earlier run of this script left one.
+report.json where an earlier run of this script left one, and the base evaluation
+(before.json) an interrupted run left for the same data.
 
 With --cost, also the training cost of each method: tokens/s of its own batches against a
 plain MLE step of transformers' Trainer on the same input ids, in the same run.
@@ -73,6 +74,8 @@ def run_all(names: list[str], out: Path, reuse: bool) -> dict[str, dict]:
             bases.setdefault(data_key(cfg), report["before"])
             print(f"  {name:18s} reused from {done}", flush=True)
             continue
+        if reuse and data_key(cfg) not in bases:
+            bases.update(saved_bases(out, data_key))
         started = time.perf_counter()
         with LoadMeter() as load:
             result = train(cfg, before=bases.get(data_key(cfg)))
@@ -84,6 +87,22 @@ def run_all(names: list[str], out: Path, reuse: bool) -> dict[str, dict]:
         print(f"  {name:18s} {t['steps']} steps, {t['elapsed_s'] / 60:.1f} min training, "
               f"{report['wall_s'] / 60:.1f} min in all; {report['load']}", flush=True)  # fmt: skip
     return reports
+
+
+def saved_bases(out: Path, key) -> dict[str, dict]:
+    """The base evaluations (before.json) that earlier, possibly interrupted, runs left in OUT/*,
+    by data key (read from the train_config.json beside each)."""
+    from repcheck.train import TrainConfig
+
+    found = {}
+    for before in out.glob("*/before.json"):
+        try:
+            saved = json.loads((before.parent / "train_config.json").read_text())
+            cfg = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
+            found.setdefault(key(cfg), json.loads(before.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue  # an unreadable leftover is evaluated again, not trusted
+    return found
 
 
 def row(report: dict, which: str) -> dict[str, float]:

@@ -171,6 +171,7 @@ def diff_models(
     labels: Sequence[str] | None = None,
     legit: LegitSuite | None = None,
     legit_setting: DecodingSetting | None = None,
+    chat: str | None = None,
     progress: ProgressCallback | None = None,
     **load_options: Any,
 ) -> DiffResult:
@@ -180,6 +181,8 @@ def diff_models(
     loaded with ``load_options`` (dtype, device, backend, ...), probed and freed one at a time.
     With ``legit`` (a legitimate-repetition suite), each model also runs it under
     ``legit_setting`` (greedy by default): what a fine-tune broke, beside what it fixed.
+    ``chat``: probe in chat form (the copies as the answer to this user turn, through each
+    model's chat template).
     """
     from .backends import load_model
     from .backends.registry import check_model_spec
@@ -208,7 +211,15 @@ def diff_models(
         try:
             relabel = (lambda d, done, total, lab=label: progress(f"probing {lab}", done, total)) if progress else None
             runs.append(
-                probe(model, list(sentences), repeats=repeats, prefix=prefix, batch_size=batch_size, progress=relabel)
+                probe(
+                    model,
+                    list(sentences),
+                    repeats=repeats,
+                    prefix=prefix,
+                    batch_size=batch_size,
+                    progress=relabel,
+                    chat=chat,
+                )
             )
             if legit is not None:
                 legits.append(run_legit(model, legit, setting, batch_size=max(batch_size, 16), progress=progress))

@@ -236,3 +236,34 @@ def connect_served(
         client.close()
         raise
     return backend
+
+
+def served_loader(
+    cls: type[HTTPBackend], kind: str, identify_for: Callable[..., Callable[[HTTPClient], Identity]], doc: str
+):
+    """The loader of a served backend (what the registry names): the common options, checked
+    and connected by ``connect_served``; ``identify_for(spec, **extra)`` makes the function
+    that asks the server who it is (``extra``: the backend's own options, e.g. openai's api)."""
+
+    def load(
+        spec: str,
+        *,
+        base_url: str | None = None,
+        tokenizer: str | None = None,
+        concurrency: int = 4,
+        timeout: float = 60.0,
+        retries: int = 3,
+        dtype: str = "float32",
+        device: str = "auto",
+        progress: ProgressCallback | None = None,
+        **extra: Any,
+    ) -> HTTPBackend:
+        identify = identify_for(spec, **extra)
+        return connect_served(
+            cls, kind, spec, identify, base_url=base_url, tokenizer=tokenizer, concurrency=concurrency,
+            timeout=timeout, retries=retries, dtype=dtype, device=device, progress=progress,
+        )  # fmt: skip
+
+    load.__doc__ = doc
+    load.__name__ = f"load_{kind}"
+    return load

@@ -152,8 +152,19 @@ class HTTPClient:
     def get_root(self, path: str) -> Answer:
         return self.request("GET", self.server.root(path), None, self.server.public_root(path))
 
-    def request(self, method: str, url: str, body: dict[str, Any] | None, where: str, array: bool = False) -> Answer:
-        """One request, retried on connection errors, 429 and 5xx; a permanent failure stops
+    def peek_root(self, path: str) -> dict[str, Any] | None:
+        """An optional endpoint beside ``/v1`` (``/version``): its JSON object, or None where the
+        server has none; one try, and a failure here stops nothing."""
+        try:
+            response = self._http.get(self.server.root(path), timeout=min(self.timeout, 10.0))
+            doc = response.json() if response.status_code == 200 else None
+        except Exception:  # noqa: BLE001 - a missing optional endpoint is not an error
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def _send(self, where: str, send: Callable[[], Any]):
+        """``send()`` (an httpx response) retried on connection errors, 429 and 5xx, with
+        backoff; a 2xx response is returned, anything else is one ``RepcheckError`` that stops
         every other request of this client. ``where``: the endpoint as messages name it."""
         import httpx
 
@@ -165,7 +176,7 @@ class HTTPClient:
                 if self.stop.is_set():
                     raise Cancelled()
                 try:
-                    response = self._http.request(method, url, json=body)
+                    response = send()
                 except httpx.TimeoutException:
                     raise RepcheckError(
                         f"{where}: no answer within {self.timeout:g} s (raise --timeout for a slow server)"
@@ -176,78 +187,61 @@ class HTTPClient:
                     last = f"cannot connect ({type(err).__name__})"
                     continue
                 status = response.status_code
+                if status < 400:
+                    return response
+                response.read()
+                response.close()
                 if status == 429 or status >= 500:
                     last = f"server error {status} {_server_message(response)}".rstrip()
                     continue
-                if status >= 400:
-                    raise RepcheckError(f"{where} refused the request: {status} {_server_message(response)}".rstrip())
-                try:
-                    doc = response.json()
-                except ValueError:
-                    raise RepcheckError(f"{where} did not return JSON: {response.text[:80]!r}") from None
-                if not isinstance(doc, list if array else dict):
-                    wanted = "a JSON array" if array else "a JSON object"
-                    raise RepcheckError(f"{where} returned {type(doc).__name__}, not {wanted}")
-                return Answer(doc, where)
+                raise RepcheckError(f"{where} refused the request: {status} {_server_message(response)}".rstrip())
             raise RepcheckError(f"{where}: {last} after {self.retries + 1} attempts; is the server up?")
         except RepcheckError:
             self.stop.set()
             raise
 
+    def request(self, method: str, url: str, body: dict[str, Any] | None, where: str, array: bool = False) -> Answer:
+        """One request (``_send``); the answer must be a JSON object (``array``: an array)."""
+        response = self._send(where, lambda: self._http.request(method, url, json=body))
+        try:
+            doc = response.json()
+        except ValueError:
+            self.stop.set()
+            raise RepcheckError(f"{where} did not return JSON: {response.text[:80]!r}") from None
+        if not isinstance(doc, list if array else dict):
+            self.stop.set()
+            wanted = "a JSON array" if array else "a JSON object"
+            raise RepcheckError(f"{where} returned {type(doc).__name__}, not {wanted}")
+        return Answer(doc, where)
+
     def stream(self, path: str, body: dict[str, Any]):
         """POST with ``stream: true`` and yield each server-sent event's JSON as an ``Answer``;
-        closing the generator closes the connection (a server then stops generating). Not
-        retried once events have arrived; a failure before that is retried as ``request`` does."""
-        import json
-
+        closing the generator closes the connection (a server then stops generating). Retried
+        as ``request`` is until the stream opens, not after."""
         import httpx
 
         where = self.server.public + path
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt and self.stop.wait(self.backoff * 2 ** (attempt - 1)):
-                raise Cancelled()
-            if self.stop.is_set():
-                raise Cancelled()
-            try:
-                with self._http.stream("POST", self.server.url(path), json={**body, "stream": True}) as response:
-                    status = response.status_code
-                    if status == 429 or status >= 500:
-                        response.read()
-                        last = f"server error {status} {_server_message(response)}".rstrip()
-                        continue
-                    if status >= 400:
-                        response.read()
-                        self.stop.set()
-                        raise RepcheckError(
-                            f"{where} refused the request: {status} {_server_message(response)}".rstrip()
-                        )
-                    for line in response.iter_lines():
-                        if not line.startswith("data:"):
-                            continue
-                        payload = line[5:].strip()
-                        if payload == "[DONE]":
-                            return
-                        try:
-                            doc = json.loads(payload)
-                        except ValueError:
-                            self.stop.set()
-                            raise RepcheckError(
-                                f"{where} streamed an event that is not JSON: {payload[:60]!r}"
-                            ) from None
-                        yield Answer(doc, where)
+        build = self._http.build_request("POST", self.server.url(path), json={**body, "stream": True})
+        response = self._send(where, lambda: self._http.send(build, stream=True))
+        try:
+            for line in response.iter_lines():
+                try:
+                    doc = sse_data(line)
+                except ValueError:
+                    raise RepcheckError(f"{where} streamed an event that is not JSON: {line[:60]!r}") from None
+                if doc is DONE:
                     return
-            except httpx.TimeoutException:
-                self.stop.set()
-                raise RepcheckError(
-                    f"{where}: no answer within {self.timeout:g} s (raise --timeout for a slow server)"
-                ) from None
-            except httpx.HTTPError as err:
-                if self.stop.is_set():
-                    raise Cancelled() from None
-                last = f"cannot connect ({type(err).__name__})"
-        self.stop.set()
-        raise RepcheckError(f"{where}: {last} after {self.retries + 1} attempts; is the server up?")
+                if doc is not None:
+                    yield Answer(doc, where)
+        except httpx.TimeoutException:
+            raise RepcheckError(
+                f"{where}: no answer within {self.timeout:g} s (raise --timeout for a slow server)"
+            ) from None
+        except RepcheckError:
+            self.stop.set()
+            raise
+        finally:
+            response.close()
 
     def abandon(self) -> None:
         """Stop every request of this client now: those in flight fail at once (their
@@ -262,6 +256,22 @@ class HTTPClient:
 
     def close(self) -> None:
         self.abandon()
+
+
+#: what ``sse_data`` returns for the stream's last event
+DONE = object()
+
+
+def sse_data(line: str) -> Any:
+    """One line of a server-sent event stream: its JSON (``data: {...}``), ``DONE`` for
+    ``data: [DONE]``, or None for anything else (comments, blank lines, other fields).
+    Raises ValueError for a data line that is not JSON."""
+    import json
+
+    if not line.startswith("data:"):
+        return None
+    payload = line[5:].strip()
+    return DONE if payload == "[DONE]" else json.loads(payload)
 
 
 def _server_message(response) -> str:

@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .base import Capabilities, GenerationRequest, RawGeneration, Scored, ScoreRequest
-from .http_backend import HTTPBackend, Identity, Unsendable, connect_served, model_list, tokenizer_test_texts
+from .http_backend import HTTPBackend, Identity, Unsendable, model_list, served_loader, tokenizer_test_texts
 from .http_client import Answer, public_url  # noqa: F401 - public_url is part of this module's API
 from .served import NEUTRAL, SERVED_SETTING_KEYS, parse_prompt_logprobs
 
@@ -450,20 +450,7 @@ class OpenAIBackend(HTTPBackend):
                 )
 
 
-def load_openai(
-    spec: str,
-    *,
-    base_url: str | None = None,
-    tokenizer: str | None = None,
-    concurrency: int = 4,
-    timeout: float = 60.0,
-    retries: int = 3,
-    api: str = "completions",
-    dtype: str = "float32",
-    device: str = "auto",
-    progress: ProgressCallback | None = None,
-) -> OpenAIBackend:
-    """Connect to ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``), serving model ``spec``."""
+def _identify(spec: str, api: str = "completions"):
     if api not in APIS:
         raise RepcheckError(f"api must be one of {', '.join(APIS)}, not {api!r}", param="api")
 
@@ -472,25 +459,22 @@ def load_openai(
         entry = listing.get(spec, {})
         dialect = DIALECTS[OWNERS.get(str(entry.get("owned_by")), "openai")]
         root = entry.get("root")
+        version = (client.peek_root("/version") or {}).get("version")  # vLLM serves /version; others may not
         return Identity(
             names=list(listing),
             tokenizer_hint=root if isinstance(root, str) else None,
             max_tokens=entry.get("max_model_len"),
-            versions=_server_versions(client),
+            versions={"server_version": version} if isinstance(version, str) and version else {},
             fields={"dialect": dialect, "api": api, "server_kind": dialect.name},
         )
 
-    return connect_served(
-        OpenAIBackend, "openai", spec, identify, base_url=base_url, tokenizer=tokenizer, concurrency=concurrency,
-        timeout=timeout, retries=retries, dtype=dtype, device=device, progress=progress,
-    )  # fmt: skip
+    return identify
 
 
-def _server_versions(client) -> dict[str, str]:
-    """vLLM serves /version beside /v1; other servers may not: then there is no version."""
-    try:
-        response = client._http.get(client.server.root("/version"), timeout=min(client.timeout, 10.0))
-        version = response.json().get("version") if response.status_code == 200 else None
-    except Exception:  # noqa: BLE001 - a missing version is not an error
-        return {}
-    return {"server_version": str(version)} if isinstance(version, str) and version else {}
+load_openai = served_loader(
+    OpenAIBackend,
+    "openai",
+    _identify,
+    """Connect to ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``), serving model ``spec``; ``api``:
+    completions (default) or chat, the endpoint generation uses.""",
+)

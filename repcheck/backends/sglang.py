@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .base import GenerationRequest, RawGeneration, Scored, ScoreRequest
-from .http_backend import HTTPBackend, Identity, connect_served, model_list
+from .http_backend import HTTPBackend, Identity, model_list, served_loader
 from .http_client import Answer
 from .registry import SGLANG_SETTING_KEYS
 from .served import NEUTRAL
@@ -135,42 +135,30 @@ class SGLangBackend(HTTPBackend):
         return self.run_all(one, request.rows(), progress, f"generating: {request.setting.name}")
 
 
-def load_sglang(
-    spec: str,
-    *,
-    base_url: str | None = None,
-    tokenizer: str | None = None,
-    concurrency: int = 4,
-    timeout: float = 60.0,
-    retries: int = 3,
-    dtype: str = "float32",
-    device: str = "auto",
-    progress: ProgressCallback | None = None,
-) -> SGLangBackend:
-    """Connect to an SGLang server (``base_url`` e.g. ``http://127.0.0.1:30000/v1``; its
-    native API lives beside ``/v1``) serving ``spec``."""
-
+def _identify(spec: str):
     def identify(client) -> Identity:
         info = client.get_root("/get_model_info")
         if info.get("is_generation", bool, optional=True) is False:
             raise RepcheckError(f"{client.server.public_root('')} serves an embedding model, not a causal LM")
         listing = model_list(client)
-        names = [info.get("model_path", str), *listing]
-        try:
-            version = client.get_root("/get_server_info").get("version", str, optional=True)
-        except RepcheckError:
-            version = None  # an older server without /get_server_info: no version
+        version = (client.peek_root("/get_server_info") or {}).get("version")  # older servers: none
         return Identity(
-            names=names,
+            names=[info.get("model_path", str), *listing],
             tokenizer_hint=info.get("tokenizer_path", str, optional=True),
             max_tokens=listing.get(spec, {}).get("max_model_len"),
-            versions={"server_version": version} if version else {},
+            versions={"server_version": version} if isinstance(version, str) and version else {},
         )
 
-    return connect_served(
-        SGLangBackend, "sglang", spec, identify, base_url=base_url, tokenizer=tokenizer, concurrency=concurrency,
-        timeout=timeout, retries=retries, dtype=dtype, device=device, progress=progress,
-    )  # fmt: skip
+    return identify
+
+
+load_sglang = served_loader(
+    SGLangBackend,
+    "sglang",
+    _identify,
+    """Connect to an SGLang server (``base_url`` e.g. ``http://127.0.0.1:30000/v1``; its native API
+    lives beside ``/v1``) serving ``spec``.""",
+)
 
 
 __all__ = ["SGLangBackend", "load_sglang"]

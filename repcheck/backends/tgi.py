@@ -29,7 +29,7 @@ import numpy as np
 
 from ..progress import ProgressCallback
 from .base import GenerationRequest, RawGeneration, Scored, ScoreRequest
-from .http_backend import HTTPBackend, Identity, Unsendable, connect_served
+from .http_backend import HTTPBackend, Identity, Unsendable, served_loader
 from .http_client import Answer  # noqa: F401 - the type of every server answer
 
 
@@ -131,21 +131,7 @@ class TGIBackend(HTTPBackend):
         return self.run_all(one, request.rows(), progress, f"generating: {request.setting.name}")
 
 
-def load_tgi(
-    spec: str,
-    *,
-    base_url: str | None = None,
-    tokenizer: str | None = None,
-    concurrency: int = 4,
-    timeout: float = 60.0,
-    retries: int = 3,
-    dtype: str = "float32",
-    device: str = "auto",
-    progress: ProgressCallback | None = None,
-) -> TGIBackend:
-    """Connect to a TGI server (``base_url`` e.g. ``http://127.0.0.1:8080/v1``; its native
-    API lives beside ``/v1``) serving ``spec`` (its ``model_id``)."""
-
+def _identify(spec: str):
     def identify(client) -> Identity:
         info = client.get_root("/info")
         version = info.get("version", str, optional=True)
@@ -155,10 +141,16 @@ def load_tgi(
             versions={"server_version": version} if version else {},
         )
 
-    return connect_served(
-        TGIBackend, "tgi", spec, identify, base_url=base_url, tokenizer=tokenizer, concurrency=concurrency,
-        timeout=timeout, retries=retries, dtype=dtype, device=device, progress=progress,
-    )  # fmt: skip
+    return identify
+
+
+load_tgi = served_loader(
+    TGIBackend,
+    "tgi",
+    _identify,
+    """Connect to a TGI server (``base_url`` e.g. ``http://127.0.0.1:8080/v1``; its native API
+    lives beside ``/v1``) serving ``spec`` (its ``model_id``).""",
+)
 
 
 __all__ = ["TGIBackend", "load_tgi"]

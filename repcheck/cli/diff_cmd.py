@@ -31,6 +31,13 @@ def diff_command(
     limit: opt.LimitOpt = None,
     repeats: opt.RepeatsOpt = 10,
     prefix: opt.PrefixOpt = None,
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat",
+            help="Probe in chat form: the copies are each model's answer to one user turn, through its chat template.",
+        ),
+    ] = False,
     batch_size: opt.BatchOpt = 8,
     legit: opt.LegitOpt = None,
     dtype: opt.DtypeOpt = opt.Dtype.float32,
@@ -45,6 +52,7 @@ def diff_command(
     """
     from ..backends.registry import check_model_spec
     from ..diff import diff_models
+    from ..probing import CHAT_USER
     from ..sentences import read_sentences
 
     models = model or []
@@ -61,6 +69,10 @@ def diff_command(
     texts = read_sentences(file, limit=limit) if file is not None else [sentence]
     legit_suite = opt.read_legit(legit)
     opt.check_legit_models(legit_suite, models, load.backend)
+    if chat:
+        if prefix:
+            raise RepcheckError("--chat puts the copies after a user turn: not with --prefix")
+        opt.check_chat_models(models, load.backend)
     outputs.check()
     with progress_callback(quiet) as cb:
         load.apply_threads()
@@ -71,6 +83,7 @@ def diff_command(
             prefix=prefix,
             batch_size=batch_size,
             legit=legit_suite,
+            chat=CHAT_USER if chat else None,
             progress=cb,
             dtype=dtype.value,
             device=load.device,

@@ -118,7 +118,7 @@ def create_app(
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
-    from ..backends.http_client import ServerURL
+    from ..backends.http_client import DONE, ServerURL, sse_data
 
     server = ServerURL.parse(upstream, "upstream")
     base = server.public_root("")
@@ -178,15 +178,12 @@ def create_app(
         async def events() -> AsyncIterator[dict[str, Any]]:
             try:
                 async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
                     try:
-                        doc = json.loads(payload)
+                        doc = sse_data(line)
                     except ValueError:
-                        continue
+                        continue  # not JSON: not a chunk this proxy can read or relay
+                    if doc is DONE:
+                        return
                     if isinstance(doc, dict):
                         yield doc
             finally:

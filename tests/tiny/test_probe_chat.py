@@ -65,3 +65,12 @@ def test_chat_probes_on_the_cli(chat_llama, tiny_llama, tmp_path):
     )
     assert_usage_error(run("probe", SENTENCE, "--turns", "--prefix", "x", "--model", chat_llama), "--turns")
     assert_usage_error(run("probe", SENTENCE, "-k", 6, "--turns", "--model", chat_llama), "context window")
+
+
+def test_diff_in_chat_form(chat_llama, tmp_path):
+    import json
+
+    res = run("diff", SENTENCE, "-m", chat_llama, "-m", chat_llama, "-k", 2, "--chat", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert all(r["settings"]["layout"] == "chat" for r in doc["runs"])
