@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .backends.base import Backend, ScoreRequest
+from .backends.base import LONG_GENERATION, Backend, ScoreRequest
 from .backends.registry import check_supported
 from .decoding import DecodingSetting
 from .errors import require_int
@@ -259,7 +259,9 @@ def run_compare(
         conversations=[p.to_dict() for p in prompts] if any(not isinstance(p, str) for p in prompts) else None,
         guard=stop_on_loop.to_dict() if stop_on_loop is not None else None,
     )
-    rows = [len(prompts) * (samples if s.do_sample else 1) for s in settings]  # continuations per setting
+    # the job's units: continuations, or tokens where long generations count tokens
+    per_row = max_new_tokens if max_new_tokens >= LONG_GENERATION else 1
+    rows = [len(prompts) * (samples if s.do_sample else 1) * per_row for s in settings]
     for i, s in enumerate(settings):
         if prompts:
             result.runs[s.name] = generate(
@@ -271,7 +273,7 @@ def run_compare(
                 seed=seed,
                 batch_size=batch_size,
                 stop_on_loop=stop_on_loop,
-                progress=offset(progress, sum(rows[:i]), sum(rows)),
+                progress=offset(progress, sum(rows[:i]), rows[i], sum(rows)),
             )
     for s in settings if legit is not None else []:
         result.legit[s.name] = run_legit(model, legit, s, seed=seed, batch_size=batch_size, progress=progress)

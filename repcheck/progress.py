@@ -11,9 +11,15 @@ from collections.abc import Callable
 ProgressCallback = Callable[[str, int, int], None]
 
 
-def offset(progress: ProgressCallback | None, done_before: int, total: int) -> ProgressCallback | None:
-    """A callback for one part of a larger job: its ``done`` counts are shifted by
-    ``done_before`` and reported against the whole job's ``total``."""
+def offset(progress: ProgressCallback | None, done_before: int, part: int, total: int) -> ProgressCallback | None:
+    """A callback for one part of a larger job: the part's own ``done / total`` (in whatever
+    units it counts: continuations, tokens) becomes ``part`` units of the whole job's ``total``,
+    after ``done_before``."""
     if progress is None:
         return None
-    return lambda desc, done, _total: progress(desc, done_before + done, total)
+
+    def report(desc: str, done: int, own_total: int) -> None:
+        share = part * done // own_total if own_total else 0
+        progress(desc, done_before + min(part, share), total)
+
+    return report

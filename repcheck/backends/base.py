@@ -167,6 +167,11 @@ class LogitsRow(NamedTuple):
     input_ids: torch.Tensor
 
 
+#: budgets from this many new tokens on are long generations: progress counts tokens, not
+#: continuations
+LONG_GENERATION = 256
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """Continue every prompt (token ids, already rendered) under one decoding setting.

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..progress import ProgressCallback
-from .base import GenerationRequest, RawGeneration
+from .base import LONG_GENERATION, GenerationRequest, RawGeneration
 from .hf_utils import eos_ids_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -138,10 +138,6 @@ def kv_budget_bytes(device) -> int:
         return 4 * 2**30
 
 
-#: budgets from this many tokens on count as long generations: progress in tokens
-LONG = 256
-
-
 def step_progress(progress, label: str, base: int, total: int, rows: int, width: int):
     """A stopping criterion that never stops: it reports the tokens generated so far (every
     16 steps), so a long ``generate`` call shows progress and an ETA."""
@@ -174,7 +170,7 @@ def generate(
     out: list[RawGeneration | None] = [None] * len(rows)
     label, done = f"generating: {setting.name}", 0
     # long generations report tokens (an ETA within a call), short ones continuations
-    by_tokens = request.longest >= LONG
+    by_tokens = request.longest >= LONG_GENERATION
     total = sum(request.budget(i) for i, _ in rows) if by_tokens else len(rows)
     if progress:
         progress(label, 0, total)

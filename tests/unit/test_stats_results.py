@@ -112,3 +112,17 @@ def test_spearman_against_scipy():
     b = [0.2, 0.1, 0.5, 0.8, 0.3, 0.6]
     assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
     assert math.isnan(spearman([1, 2], [3, 4])) and math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_a_part_counted_in_tokens_reports_in_the_whole_jobs_units():
+    # compare: 3 settings of 2 continuations; a long generation's backend counts tokens
+    from repcheck.progress import offset
+
+    seen = []
+    part = offset(lambda desc, done, total: seen.append((done, total)), 2, 2, 6)
+    for tokens in (0, 512, 1024, 2048):  # of 2 x 1024 tokens
+        part("generating", tokens, 2048)
+    assert seen == [(2, 6), (2, 6), (3, 6), (4, 6)]
+    part("generating", 9999, 2048)  # never past its own share
+    assert seen[-1] == (4, 6)
+    assert offset(None, 0, 1, 1) is None
