@@ -23,7 +23,7 @@ report.json where an earlier run of this script left one, and the base evaluatio
 With --cost, also the training cost of each method: tokens/s of its own batches against a
 plain MLE step of transformers' Trainer on the same input ids, in the same run.
 
-Usage: python benchmarks/train_ditto.py [--configs ditto,mle,...] [--out runs/bench-train] [--reuse] [--cost]
+Usage: python benchmarks/train_ditto.py [--configs ditto,mle,...] [--out runs/bench-train] [--reuse] [--cost] [--threads N]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ CONFIGS: dict[str, dict] = {
     "ditto": {},
     "ditto-lam0.9": {"lam": 0.9},
     "ditto-rep0.25": {"rep_rate": 0.25},
+    "ditto-lam0.9-asked1": {"lam": 0.9, "legit_mix": 1.0},
     "ditto-no-asked": {"legit_mix": 0.0},
     "ditto-no-select": {"select_every": 0},
     "ditto-python-docs": {"data": ["python_docs"], "self_samples": 0},
@@ -198,6 +199,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-train")
     ap.add_argument("--reuse", action="store_true", help="read OUT/NAME/report.json where an earlier run left one")
     ap.add_argument("--cost", action="store_true", help="also time each method's step against a plain Trainer step")
+    ap.add_argument("--threads", type=int, help="torch threads (two runs side by side on 2 cores: 1 each)")
     args = ap.parse_args()
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
@@ -205,7 +207,11 @@ def main() -> None:
         raise SystemExit(f"unknown configuration(s): {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
     import torch
 
-    print(f"{os.cpu_count()} cores, CPU: {describe_cpu()}, torch {torch.__version__}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"{os.cpu_count()} cores, {torch.get_num_threads()} threads, CPU: {describe_cpu()}, torch {torch.__version__}"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports = run_all(names, out, args.reuse)

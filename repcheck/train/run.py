@@ -258,7 +258,7 @@ def _selection(cfg: TrainConfig, tokenizer, data, progress):
         tokenizer(" ".join(data.validation), add_special_tokens=False)["input_ids"][: cfg.block_size]
     ]
     valid = ValidationSet.build(tokenizer, sentences, data.asked, text, cfg.eval_repeats)
-    return Selection(valid, cfg.select_every, cfg.select_margin, cfg.patience, progress)
+    return Selection(valid, cfg.select_every, cfg.select_margin, cfg.patience, progress, Path(cfg.out) / "log.jsonl")
 
 
 def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: str, progress, selection=None):

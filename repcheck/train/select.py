@@ -18,9 +18,11 @@ so. Every validation is in the report (``selection``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -80,6 +82,7 @@ class Selection(TrainerCallback):
     margin: float
     patience: int
     progress: ProgressCallback | None = None
+    log_path: Path | None = None  # each validation is also a line of log.jsonl
     history: list[dict[str, Any]] = field(default_factory=list)
     base: dict[str, float] | None = None
     best: dict[str, Any] | None = None
@@ -119,6 +122,9 @@ class Selection(TrainerCallback):
         m = self.measure(model)
         ok = self.admissible(m)
         self.history.append({"step": step, **m, "admissible": ok})
+        if self.log_path is not None and state.is_world_process_zero:
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": step, "validation": self.history[-1]}) + "\n")
         better = ok and (self.best is None or m["tp_last"] < self.best["tp_last"] - 0.005)
         if better:
             self.best = {"step": step, **m}

@@ -70,6 +70,9 @@ def test_the_output_directory(ditto_and_mle):
     assert "checkpoints" not in names and "before.json" not in names  # working files are gone
     logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any("loss_ditto" in e for e in logs) and any("loss_mle" in e for e in logs)
+    validations = [e["validation"] for e in logs if "validation" in e]  # every validation, as it happened
+    assert [v["step"] for v in validations] == [10, 20, 30]
+    assert validations == ditto_and_mle["ditto"].report["training"]["selection"]["history"][1:]
     assert json.loads((out / "train_config.json").read_text())["method"] == "ditto"
 
 
