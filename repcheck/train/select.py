@@ -12,8 +12,8 @@ model is measured on a validation split that neither training nor the final eval
 A step is *admissible* when neither log-probability fell by more than ``select_margin`` nats
 per token below the base model's; among admissible steps the one with the lowest TP is kept
 (its weights are copied aside), and the run stops once ``patience`` validations in a row
-found no better one. When no step is admissible the last step is kept, and the report says
-so. Every validation is in the report (``selection``).
+found no better one. When no step is admissible, the step whose log-probabilities fell least
+beyond the margin is kept, and the report says so. Every validation is in the report (``selection``).
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class Selection(TrainerCallback):
     base: dict[str, float] | None = None
     best: dict[str, Any] | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    closest: dict[str, Any] | None = None  # while no step is admissible: the least damaged one
     stale: int = 0
 
     def measure(self, model) -> dict[str, float]:
@@ -104,9 +105,14 @@ class Selection(TrainerCallback):
             "text_logp": float(torch.cat(text).mean()) if text else math.nan,
         }
 
-    def admissible(self, m: dict[str, float]) -> bool:
+    def shortfall(self, m: dict[str, float]) -> float:
+        """How far the step's worse log-probability fell beyond the margin (<= 0: admissible)."""
         assert self.base is not None
-        return all(math.isnan(self.base[k]) or m[k] >= self.base[k] - self.margin for k in ("asked_logp", "text_logp"))
+        falls = [self.base[k] - self.margin - m[k] for k in ("asked_logp", "text_logp") if not math.isnan(self.base[k])]
+        return max(falls, default=0.0)
+
+    def admissible(self, m: dict[str, float]) -> bool:
+        return self.shortfall(m) <= 0
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.base is None:
@@ -128,27 +134,40 @@ class Selection(TrainerCallback):
         better = ok and (self.best is None or m["tp_last"] < self.best["tp_last"] - 0.005)
         if better:
             self.best = {"step": step, **m}
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            self.best_state = self._copy(model)
             self.stale = 0
+        elif self.best is None and (self.closest is None or self.shortfall(m) < self.shortfall(self.closest)):
+            self.closest = {"step": step, **m}  # no admissible step yet: keep the least damaged one
+            self.best_state = self._copy(model)
+            self.stale += 1
+            if self.stale >= self.patience:
+                control.should_training_stop = True
         else:
             self.stale += 1
             if self.stale >= self.patience:
                 control.should_training_stop = True
+
+    @staticmethod
+    def _copy(model) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
     def restore(self, model) -> dict[str, Any]:
         """Load the kept step's weights into ``model``; returns the report's ``selection``."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
         last = self.history[-1]["step"] if self.history else None
+        kept = self.best or self.closest
         return {
             "every": self.every,
             "margin": self.margin,
             "patience": self.patience,
-            "kept_step": self.best["step"] if self.best is not None else last,
+            "kept_step": kept["step"] if kept is not None else last,
             "stopped_early": bool(self.history) and last is not None and self.stale >= self.patience,
             "base": self.base,
             "history": self.history,
-            "note": None if self.best is not None else "no step stayed within the margin: the last step was kept",
+            "note": None
+            if self.best is not None
+            else "no step stayed within the margin: the one that fell least below it was kept",
         }
 
 

@@ -101,6 +101,41 @@ def test_selection_keeps_the_lowest_tp_within_the_margin():
     assert not math.isnan(report["base"]["tp_last"])
 
 
+def test_with_no_admissible_step_the_least_damaged_one_is_kept():
+    import torch
+
+    from repcheck.train.select import Selection, ValidationSet
+
+    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=3)
+    sel.base = {"tp_last": 0.9, "asked_logp": -1.0, "text_logp": -2.0}
+    values = iter([
+        {"tp_last": 0.3, "asked_logp": -1.5, "text_logp": -2.0},  # 0.4 beyond the margin
+        {"tp_last": 0.4, "asked_logp": -1.2, "text_logp": -2.15},  # 0.1 beyond: the least damaged
+        {"tp_last": 0.1, "asked_logp": -1.9, "text_logp": -2.0},  # lowest TP, most damaged
+    ])  # fmt: skip
+    sel.measure = lambda model: next(values)
+
+    class State:
+        max_steps, global_step = 10, 0
+
+    class Control:
+        should_training_stop = False
+
+    model = torch.nn.Linear(2, 2)
+    state, control = State(), Control()
+    kept = None
+    for step in (1, 2, 3):
+        state.global_step = step
+        with torch.no_grad():
+            model.weight.fill_(step)
+        sel.on_step_end(None, state, control, model=model)
+        kept = kept if step != 2 else model.weight.clone()
+    assert control.should_training_stop and not any(h["admissible"] for h in sel.history)
+    report = sel.restore(model)
+    assert report["kept_step"] == 2 and "fell least" in report["note"]
+    assert torch.equal(model.weight, kept)  # its weights, not the last step's
+
+
 @pytest.mark.parametrize("n", [0, 5])
 def test_instructions_are_distinct_and_seeded(n):
     from repcheck.train.selfgen import instructions
