@@ -24,6 +24,9 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--model", default="smollm2-135m", help="a built-in alias or a model directory")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
     args = ap.parse_args()
 
     import torch
@@ -38,26 +41,32 @@ def main() -> None:
     from repcheck.prompts import read_prompts
     from repcheck.threads import LoadMeter
 
-    model = load_model(device="cpu")
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    on_cuda = model.input_device.startswith("cuda")
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     prompts = read_prompts("chat_en", chat=True)[: args.prompts]
     greedy = parse_setting("greedy")
     n = args.new_tokens
     print(
         f"{os.cpu_count()} cores, {torch.get_num_threads()} threads, CPU: {describe_cpu()}, torch {torch.__version__}"
     )
-    print(f"{len(prompts)} chat prompts x {n} new tokens, greedy, one batch")
+    where = torch.cuda.get_device_name() if on_cuda else "CPU"
+    print(f"{model.name} ({args.dtype}) on {where}: {len(prompts)} chat prompts x {n} new tokens, greedy, one batch")
 
     ids = encode_prompts(model, prompts, n)
     stop = eos_ids(model)
     input_ids, mask, _ = pad_batch(ids, model.pad_id, "left")
+    input_ids, mask = input_ids.to(model.input_device), mask.to(model.input_device)
 
     def plain() -> tuple[int, float]:
+        sync()
         began = time.perf_counter()
         with torch.inference_mode():
             out = model.model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
                 eos_token_id=stop, pad_token_id=model.pad_id,
             )  # fmt: skip
+        sync()
         wall = time.perf_counter() - began
         new = 0
         for row in out[:, input_ids.shape[1] :].tolist():
