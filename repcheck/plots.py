@@ -446,6 +446,32 @@ def _model_label(model: dict[str, Any]) -> str:
     return f"{model['label']} ({model['dtype']})"
 
 
+def plot_layouts(docs: dict[str, dict[str, Any]], path: str | Path, title: str = ""):
+    """TP (solid, 95% band) and MP (dashed) per copy of several probe results of one model on
+    the same sentences: the plain probe beside its chat forms (``probe --chat``, ``--turns``)."""
+    colors = distinct_colors(len(docs))
+    with style():
+        fig, ax = figure(8.4, 4.8)
+        K = 1
+        for i, (label, doc) in enumerate(docs.items()):
+            rows = doc["per_copy"]
+            ns = [r["n"] for r in rows]
+            K = max(K, len(ns))
+            ax.plot(ns, [r["tp"] for r in rows], marker="o", ms=3, color=colors[i], label=f"{label}, TP")
+            ax.plot(ns, [r["mp"] for r in rows], ls="--", color=colors[i], alpha=0.6, label=f"{label}, MP")
+            lo = [r["ci95"]["tp"][0] for r in rows]
+            if all(v is not None for v in lo):
+                ax.fill_between(ns, [clip(v) for v in lo], [clip(r["ci95"]["tp"][1]) for r in rows], color=colors[i],
+                                alpha=0.12, lw=0)  # fmt: skip
+        ax.set_ylim(-0.02, 1.05)
+        copy_axis(ax, K)
+        ax.set_ylabel("probability")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        ax.set_title(title, fontsize=10)
+        return save(fig, path)
+
+
 def plot_diff_curves(doc: dict[str, Any], path: str | Path):
     """TP (solid, with 95% band) and MP (dashed) per copy for every model, overlaid."""
     colors = cmap()
