@@ -106,6 +106,17 @@ def render_all(
     return out
 
 
+def read_lines(path: Path, what: str, param: str) -> list[str]:
+    """The lines of a UTF-8 text file (a byte-order mark dropped); an unreadable or non-UTF-8
+    file is one ``RepcheckError`` naming ``what`` (e.g. "prompt file x.jsonl")."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as err:
+        raise RepcheckError(f"cannot read {what}: {err.strerror or err}", param=param) from None
+    except UnicodeDecodeError as err:
+        raise RepcheckError(f"{what} is not UTF-8 text ({err.reason})", param=param) from None
+
+
 def read_prompts(path: str | Path, *, chat: bool = False, limit: int | None = None) -> list[Prompt | str]:
     """The prompts of a file or shipped set: plain text (one per line, or .json/.csv as
     ``read_sentences`` reads them), or a .jsonl whose lines are ``{"messages": [...]}``
@@ -124,12 +135,7 @@ def read_prompts(path: str | Path, *, chat: bool = False, limit: int | None = No
     if resolved.suffix.lower() != ".jsonl":
         texts = read_sentences(path, limit=limit)
         return [Prompt(messages=({"role": "user", "content": t},)) if chat else t for t in texts]
-    try:
-        lines = resolved.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as err:
-        raise RepcheckError(f"cannot read prompt file {path}: {err.strerror or err}", param="prompts") from None
-    except UnicodeDecodeError as err:
-        raise RepcheckError(f"prompt file {path} is not UTF-8 text ({err.reason})", param="prompts") from None
+    lines = read_lines(resolved, f"prompt file {path}", "prompts")
     out: list[Prompt | str] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

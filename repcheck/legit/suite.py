@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RepcheckError
-from ..prompts import Prompt, check_messages
+from ..prompts import Prompt, check_messages, read_lines
 from .checks import TYPES, Check
 
 SHIPPED = "legit"
@@ -117,12 +117,7 @@ def load_legit_suite(source: str | Path = SHIPPED) -> LegitSuite:
 
 
 def _read(path: Path, name: str) -> list[LegitCase]:
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as err:
-        raise RepcheckError(f"cannot read legit suite {name}: {err.strerror or err}", param="legit") from None
-    except UnicodeDecodeError as err:
-        raise RepcheckError(f"legit suite {name} is not UTF-8 text ({err.reason})", param="legit") from None
+    lines = read_lines(path, f"legit suite {name}", "legit")
     cases: list[LegitCase] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, 1):

@@ -69,6 +69,25 @@ def test_the_separator_of_cjk_is_nothing():
     assert separator("北京是首都。") == "" and separator("Paris is.") == " "
 
 
+def _validate(sel, values, model, before_each=lambda step: None):
+    """Drive ``sel`` through steps 1..3 as Trainer would, its measurements taken from ``values``;
+    returns the Trainer control it set."""
+    sel.measure = lambda model: next(values)
+
+    class State:
+        max_steps, global_step = 10, 0
+
+    class Control:
+        should_training_stop = False
+
+    state, control = State(), Control()
+    for step in (1, 2, 3):
+        state.global_step = step
+        before_each(step)
+        sel.on_step_end(None, state, control, model=model)
+    return control
+
+
 def test_selection_keeps_the_lowest_tp_within_the_margin():
     import torch
 
@@ -81,19 +100,8 @@ def test_selection_keeps_the_lowest_tp_within_the_margin():
         {"tp_last": 0.2, "asked_logp": -1.5, "text_logp": -2.0},  # lower TP, but copying suffered
         {"tp_last": 0.498, "asked_logp": -1.0, "text_logp": -2.05},  # admissible, not better by enough
     ])  # fmt: skip
-    sel.measure = lambda model: next(values)
-
-    class State:
-        max_steps, global_step = 10, 0
-
-    class Control:
-        should_training_stop = False
-
     model = torch.nn.Linear(2, 2)
-    state, control = State(), Control()
-    for step in (1, 2, 3):
-        state.global_step = step
-        sel.on_step_end(None, state, control, model=model)
+    control = _validate(sel, values, model)
     assert sel.best["step"] == 1 and control.should_training_stop  # two validations without a better step
     assert [h["admissible"] for h in sel.history] == [True, False, True]
     report = sel.restore(model)
@@ -113,23 +121,16 @@ def test_with_no_admissible_step_the_least_damaged_one_is_kept():
         {"tp_last": 0.4, "asked_logp": -1.2, "text_logp": -2.15},  # 0.1 beyond: the least damaged
         {"tp_last": 0.1, "asked_logp": -1.9, "text_logp": -2.0},  # lowest TP, most damaged
     ])  # fmt: skip
-    sel.measure = lambda model: next(values)
-
-    class State:
-        max_steps, global_step = 10, 0
-
-    class Control:
-        should_training_stop = False
-
     model = torch.nn.Linear(2, 2)
-    state, control = State(), Control()
-    kept = None
-    for step in (1, 2, 3):
-        state.global_step = step
+    weights = {}
+
+    def set_weights(step):  # each step's weights differ, so the kept ones can be told apart
         with torch.no_grad():
             model.weight.fill_(step)
-        sel.on_step_end(None, state, control, model=model)
-        kept = kept if step != 2 else model.weight.clone()
+        weights[step] = model.weight.clone()
+
+    control = _validate(sel, values, model, before_each=set_weights)
+    kept = weights[2]
     assert control.should_training_stop and not any(h["admissible"] for h in sel.history)
     report = sel.restore(model)
     assert report["kept_step"] == 2 and "fell least" in report["note"]
