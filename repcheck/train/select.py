@@ -12,8 +12,10 @@ model is measured on a validation split that neither training nor the final eval
 A step is *admissible* when neither log-probability fell by more than ``select_margin`` nats
 per token below the base model's; among admissible steps the one with the lowest TP is kept
 (its weights are copied aside), and the run stops once ``patience`` validations in a row
-found no better one. When no step is admissible, the step whose log-probabilities fell least
-beyond the margin is kept, and the report says so. Every validation is in the report (``selection``).
+after it found no better one. Until a step is admissible the run goes on (the first steps of a
+penalty often overshoot and recover: DITTO's default is inadmissible at steps 25 and 50 and
+admissible from 75 on); the step whose log-probabilities fell least beyond the margin is kept
+meanwhile, and if no step ever is admissible, it is the one kept and the report says so. Every validation is in the report (``selection``).
 """
 
 from __future__ import annotations
@@ -136,12 +138,10 @@ class Selection(TrainerCallback):
             self.best = {"step": step, **m}
             self.best_state = self._copy(model)
             self.stale = 0
-        elif self.best is None and (self.closest is None or self.shortfall(m) < self.shortfall(self.closest)):
-            self.closest = {"step": step, **m}  # no admissible step yet: keep the least damaged one
-            self.best_state = self._copy(model)
-            self.stale += 1
-            if self.stale >= self.patience:
-                control.should_training_stop = True
+        elif self.best is None:  # no admissible step yet: keep the least damaged one and go on
+            if self.closest is None or self.shortfall(m) < self.shortfall(self.closest):
+                self.closest = {"step": step, **m}
+                self.best_state = self._copy(model)
         else:
             self.stale += 1
             if self.stale >= self.patience:

@@ -69,9 +69,9 @@ def test_the_separator_of_cjk_is_nothing():
     assert separator("北京是首都。") == "" and separator("Paris is.") == " "
 
 
-def _validate(sel, values, model, before_each=lambda step: None):
-    """Drive ``sel`` through steps 1..3 as Trainer would, its measurements taken from ``values``;
-    returns the Trainer control it set."""
+def _validate(sel, values, model, before_each=lambda step: None, steps=3):
+    """Drive ``sel`` through steps 1..``steps`` as Trainer would (until it stops the run), its
+    measurements taken from ``values``; returns the Trainer control it set."""
     sel.measure = lambda model: next(values)
 
     class State:
@@ -81,10 +81,12 @@ def _validate(sel, values, model, before_each=lambda step: None):
         should_training_stop = False
 
     state, control = State(), Control()
-    for step in (1, 2, 3):
+    for step in range(1, steps + 1):
         state.global_step = step
         before_each(step)
         sel.on_step_end(None, state, control, model=model)
+        if control.should_training_stop:
+            break
     return control
 
 
@@ -131,10 +133,32 @@ def test_with_no_admissible_step_the_least_damaged_one_is_kept():
 
     control = _validate(sel, values, model, before_each=set_weights)
     kept = weights[2]
-    assert control.should_training_stop and not any(h["admissible"] for h in sel.history)
+    assert not control.should_training_stop  # patience counts from the first admissible step
+    assert not any(h["admissible"] for h in sel.history)
     report = sel.restore(model)
     assert report["kept_step"] == 2 and "fell least" in report["note"]
     assert torch.equal(model.weight, kept)  # its weights, not the last step's
+
+
+def test_patience_counts_from_the_first_admissible_step():
+    """DITTO's default overshoots first (inadmissible at steps 25 and 50), then recovers: the
+    run goes on until a step is admissible, and stops ``patience`` validations after the best."""
+    import torch
+
+    from repcheck.train.select import Selection, ValidationSet
+
+    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=2)
+    sel.base = {"tp_last": 0.9, "asked_logp": -1.0, "text_logp": -2.0}
+    bad, good = {"asked_logp": -1.5, "text_logp": -2.0}, {"asked_logp": -1.0, "text_logp": -2.0}
+    values = iter([
+        {"tp_last": 0.2, **bad}, {"tp_last": 0.25, **bad}, {"tp_last": 0.4, **good},
+        {"tp_last": 0.3, **good}, {"tp_last": 0.31, **good}, {"tp_last": 0.3, **good}, {"tp_last": 0.1, **good},
+    ])  # fmt: skip
+    model = torch.nn.Linear(2, 2)
+    control = _validate(sel, values, model, steps=7)
+    assert control.should_training_stop and sel.history[-1]["step"] == 6  # two after step 4, the best
+    report = sel.restore(model)
+    assert report["kept_step"] == 4 and report["stopped_early"] and report["note"] is None
 
 
 @pytest.mark.parametrize("n", [0, 5])
