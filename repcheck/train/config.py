@@ -93,9 +93,7 @@ class TrainConfig:
     select_margin: float = _f(
         0.15, "Nats per token the validation's asked-for copies and held-out text may lose against the base model."
     )
-    patience: int = _f(
-        2, "Validations without a better step, once one is admissible, before the run stops early."
-    )
+    patience: int = _f(2, "Validations without a better step, once one is admissible, before the run stops early.")
     save_steps: int | None = _f(None, "Steps between checkpoints (default: every quarter of the run).")
     keep_checkpoints: bool = _f(False, "Keep Trainer's checkpoints in OUT/checkpoints after success.")
     overwrite: bool = _f(False, "Start over in a non-empty --out.")
