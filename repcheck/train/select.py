@@ -61,18 +61,45 @@ class ValidationSet:
         return cls(probe, pairs, [list(b) for b in text_blocks])
 
 
+#: sequences per validation forward pass (fewer where their logits would be large)
+VALIDATION_BATCH = 8
+
+
+def _keeps_logits(model) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` (transformers' causal LMs do; the
+    head then runs on the last positions only). Looked up through a peft wrapper."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 @torch.no_grad()
-def _mean_logp(model, seqs: Sequence[tuple[list[int], int]], device) -> list[float]:
-    """Per sequence, the mean log-probability of its tokens from ``start`` on (and the mean
-    probability, for the probe: returned by ``_mean_p``)."""
-    out = []
-    for ids, start in seqs:
-        x = torch.tensor([ids], device=device)
-        logp = model(input_ids=x, use_cache=False).logits[0, :-1].float().log_softmax(-1)
-        target = x[0, 1:]
-        lp = logp.gather(-1, target[:, None]).squeeze(-1)[start - 1 :]
-        out.append(lp)
-    return out
+def _target_logp(model, seqs: Sequence[tuple[list[int], int]], device) -> list[torch.Tensor]:
+    """Per sequence (ids, start): the log-probabilities [len(ids) - start] of its tokens from
+    ``start`` on, each predicted from everything before it.
+
+    Sequences share forward passes (``plan_batches``), left-padded so that their ends align:
+    the tokens scored are then the last ``len - start`` of every row, and where the model
+    takes ``logits_to_keep`` the head and the softmax run on those positions only (the probe
+    scores its last copy: an eighth of the sequence). Position ids ignore the padding, so
+    each sequence is scored as it would be alone."""
+    from ..backends.batching import padded_forward, plan_batches
+
+    vocab = model.get_output_embeddings().weight.shape[0]
+    keeps = _keeps_logits(model)
+    out: list[torch.Tensor | None] = [None] * len(seqs)
+    for batch in plan_batches([len(ids) for ids, _ in seqs], VALIDATION_BATCH, vocab):
+        rows = [seqs[i][0] for i in batch]
+        scored = max(len(ids) - start for ids, start in (seqs[i] for i in batch))  # tokens scored, at most
+        extra = {"logits_to_keep": scored + 1} if keeps else {}
+        outputs, input_ids, _ = padded_forward(model, rows, 0, device, "left", **extra)
+        logits = outputs.logits[:, -(scored + 1) : -1].float()  # [B, scored, V]: predicts the last `scored` tokens
+        logp = logits.log_softmax(-1).gather(-1, input_ids[:, -scored:, None]).squeeze(-1)  # [B, scored]
+        for row, i in enumerate(batch):
+            ids, start = seqs[i]
+            out[i] = logp[row, scored - (len(ids) - start) :]
+    return out  # type: ignore[return-value]
 
 
 @dataclass
@@ -96,9 +123,9 @@ class Selection(TrainerCallback):
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        probe = _mean_logp(model, self.data.probe, device)
-        asked = _mean_logp(model, self.data.asked, device)
-        text = _mean_logp(model, [(b, 1) for b in self.data.text], device)
+        probe = _target_logp(model, self.data.probe, device)
+        asked = _target_logp(model, self.data.asked, device)
+        text = _target_logp(model, [(b, 1) for b in self.data.text], device)
         if was_training:
             model.train()
         return {

@@ -206,3 +206,25 @@ def test_bad_corpora_and_models(tiny_llama, tiny_bert, tmp_path):
         run("train", "--data", corpus, "-m", tiny_llama, "--out", busy, "--resume"), "no complete checkpoint"
     )
     assert not (tmp_path / "o").exists() and not (tmp_path / "b").exists()  # nothing written
+
+
+@pytest.mark.parametrize("keep_logits", [True, False])
+def test_validation_scores_each_sequence_as_it_would_be_alone(tiny_llama_model, monkeypatch, keep_logits):
+    """The validation's batched, left-padded passes (with the head on the scored positions
+    only, or on all of them for a model without ``logits_to_keep``) equal one plain forward
+    pass per sequence."""
+    from repcheck.train import select
+
+    model = tiny_llama_model.model
+    monkeypatch.setattr(select, "_keeps_logits", lambda m: keep_logits)
+    gen = np.random.default_rng(0)
+    seqs = [
+        (gen.integers(3, 200, size=n).tolist(), start) for n, start in [(40, 35), (12, 1), (33, 20), (7, 6), (40, 1)]
+    ]
+    got = select._target_logp(model, seqs, "cpu")
+    for (ids, start), lp in zip(seqs, got):
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
+        want = logp.gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1)[start - 1 :]
+        assert lp.shape == (len(ids) - start,)
+        torch.testing.assert_close(lp, want, atol=1e-4, rtol=1e-4)
