@@ -46,6 +46,7 @@ CONFIGS: dict[str, dict] = {
     "ditto-no-asked": {"legit_mix": 0.0},
     "ditto-no-select": {"select_every": 0},
     "ditto-python-docs": {"data": ["python_docs"], "self_samples": 0},
+    "ditto-lr2e-5": {"learning_rate": 2e-5},
     "mle": {"method": "mle"},
     "ul-token": {"method": "ul-token"},
     "ul-seq": {"method": "ul-seq"},
