@@ -1,5 +1,6 @@
 """Batching never changes the text (issue 10): on the built-in model, prompts of very
-different lengths give token-identical continuations at batch 1 and batch 16, for every preset.
+different lengths give token-identical continuations at batch 1 and batch 16, for every preset
+(the row-local samplers on the tiny model).
 
 Before the fix, left padding (EOS ids) counted as context for the repetition penalty: with
 repetition_penalty=1.3 three of these prompts that stop at EOS alone ran to the token limit
@@ -21,7 +22,11 @@ PROMPTS = [
     "The committee approved the new budget after a long debate, and then the chairman said that",
     "Why?",
 ]
-SETTINGS = [make_setting(name, params) for name, params in PRESETS.items()] + [
+#: the samplers that only reshape each row's distribution (no context, no padding to see) are
+#: checked batched against unbatched on the tiny model (tests/tiny/test_compare_tiny.py); here
+#: top_p stands for them on the real model
+ROW_LOCAL = {"top_k", "temperature", "typical", "min_p"}
+SETTINGS = [make_setting(name, params) for name, params in PRESETS.items() if name not in ROW_LOCAL] + [
     parse_setting("repetition_penalty=1.3"),
     parse_setting("repetition_penalty=1.3,penalty_last_n=16"),
 ]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from repcheck import probe
 from repcheck.cli.app import app
 from repcheck.compare import run_compare
-from repcheck.decoding import parse_setting
+from repcheck.decoding import PRESETS, make_setting, parse_setting
 from repcheck.generation import generate
 
 PROMPTS = ["The committee approved", "Paris is", "The general led his army across the river and"]
@@ -43,6 +43,15 @@ def test_batched_equals_unbatched_for_greedy(tiny_llama_model, setting):
     s = parse_setting(setting)
     batched = generate(tiny_llama_model, PROMPTS, s, max_new_tokens=10, batch_size=3)
     single = generate(tiny_llama_model, PROMPTS, s, max_new_tokens=10, batch_size=1)
+    assert [g.token_ids for g in batched.generations] == [g.token_ids for g in single.generations]
+
+
+@pytest.mark.parametrize("preset", ["top_k", "top_p", "temperature", "typical", "min_p"])
+def test_batched_equals_unbatched_when_sampling(tiny_llama_model, preset):
+    """Seeded sampling draws each row's tokens as it would alone, whatever shares its batch."""
+    s = make_setting(preset, PRESETS[preset])
+    batched = generate(tiny_llama_model, PROMPTS, s, max_new_tokens=10, batch_size=3, seed=1)
+    single = generate(tiny_llama_model, PROMPTS, s, max_new_tokens=10, batch_size=1, seed=1)
     assert [g.token_ids for g in batched.generations] == [g.token_ids for g in single.generations]
 
 
