@@ -15,7 +15,8 @@ per token below the base model's; among admissible steps the one with the lowest
 after it found no better one. Until a step is admissible the run goes on (the first steps of a
 penalty often overshoot and recover: DITTO's default is inadmissible at steps 25 and 50 and
 admissible from 75 on); the step whose log-probabilities fell least beyond the margin is kept
-meanwhile, and if no step ever is admissible, it is the one kept and the report says so. Every validation is in the report (``selection``).
+meanwhile, and if no step ever is admissible, it is the one kept and the report says so.
+Every validation is in the report (``selection``).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def _target_logp(model, seqs: Sequence[tuple[list[int], int]], device) -> list[t
     scores its last copy: an eighth of the sequence). Position ids ignore the padding, so
     each sequence is scored as it would be alone."""
     from ..backends.batching import padded_forward, plan_batches
+    from ..metrics import next_token_probs
 
     vocab = model.get_output_embeddings().weight.shape[0]
     keeps = _keeps_logits(model)
@@ -94,11 +96,11 @@ def _target_logp(model, seqs: Sequence[tuple[list[int], int]], device) -> list[t
         scored = max(len(ids) - start for ids, start in (seqs[i] for i in batch))  # tokens scored, at most
         extra = {"logits_to_keep": scored + 1} if keeps else {}
         outputs, input_ids, _ = padded_forward(model, rows, 0, device, "left", **extra)
-        logits = outputs.logits[:, -(scored + 1) : -1].float()  # [B, scored, V]: predicts the last `scored` tokens
-        logp = logits.log_softmax(-1).gather(-1, input_ids[:, -scored:, None]).squeeze(-1)  # [B, scored]
+        logits = outputs.logits[:, -(scored + 1) :]  # [B, scored + 1, V]: the last rows (all kept where not)
+        tail = input_ids[:, -(scored + 1) :]  # [B, scored + 1]: the tokens those rows see and predict
         for row, i in enumerate(batch):
-            ids, start = seqs[i]
-            out[i] = logp[row, scored - (len(ids) - start) :]
+            count = len(seqs[i][0]) - seqs[i][1]
+            out[i] = next_token_probs(logits[row], tail[row], scored + 1 - count, count)[0]
     return out  # type: ignore[return-value]
 
 
