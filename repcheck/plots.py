@@ -446,25 +446,22 @@ def _model_label(model: dict[str, Any]) -> str:
     return f"{model['label']} ({model['dtype']})"
 
 
-def plot_layouts(docs: dict[str, dict[str, Any]], path: str | Path, title: str = ""):
-    """TP (solid, 95% band) and MP (dashed) per copy of several probe results of one model on
-    the same sentences: the plain probe beside its chat forms (``probe --chat``, ``--turns``)."""
-    colors = distinct_colors(len(docs))
+def _overlay_curves(series, colors, repeats: int, band: bool, title: str, path: str | Path):
+    """TP (solid, with 95% band where ``band``) and MP (dashed) per copy of several probe
+    results, overlaid. ``series``: (legend label, ``per_copy`` rows) pairs, one color each."""
     with style():
         fig, ax = figure(8.4, 4.8)
-        K = 1
-        for i, (label, doc) in enumerate(docs.items()):
-            rows = doc["per_copy"]
+        for color, (name, rows) in zip(colors, series):
             ns = [r["n"] for r in rows]
-            K = max(K, len(ns))
-            ax.plot(ns, [r["tp"] for r in rows], marker="o", ms=3, color=colors[i], label=f"{label}, TP")
-            ax.plot(ns, [r["mp"] for r in rows], ls="--", color=colors[i], alpha=0.6, label=f"{label}, MP")
+            ax.plot(ns, [r["tp"] for r in rows], marker="o", ms=3, color=color, label=f"{name}, TP")
+            ax.plot(ns, [r["mp"] for r in rows], ls="--", color=color, alpha=0.6, label=f"{name}, MP")
             lo = [r["ci95"]["tp"][0] for r in rows]
-            if all(v is not None for v in lo):
-                ax.fill_between(ns, [clip(v) for v in lo], [clip(r["ci95"]["tp"][1]) for r in rows], color=colors[i],
-                                alpha=0.12, lw=0)  # fmt: skip
+            if band and all(v is not None for v in lo):
+                ax.fill_between(
+                    ns, [clip(v) for v in lo], [clip(r["ci95"]["tp"][1]) for r in rows], color=color, alpha=0.12, lw=0
+                )
         ax.set_ylim(-0.02, 1.05)
-        copy_axis(ax, K)
+        copy_axis(ax, repeats)
         ax.set_ylabel("probability")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -472,31 +469,23 @@ def plot_layouts(docs: dict[str, dict[str, Any]], path: str | Path, title: str =
         return save(fig, path)
 
 
+def plot_layouts(docs: dict[str, dict[str, Any]], path: str | Path, title: str = ""):
+    """TP (solid, 95% band) and MP (dashed) per copy of several probe results of one model on
+    the same sentences: the plain probe beside its chat forms (``probe --chat``, ``--turns``)."""
+    series = [(label, doc["per_copy"]) for label, doc in docs.items()]
+    repeats = max([1] + [len(rows) for _, rows in series])
+    return _overlay_curves(series, distinct_colors(len(docs)), repeats, True, title, path)
+
+
 def plot_diff_curves(doc: dict[str, Any], path: str | Path):
     """TP (solid, with 95% band) and MP (dashed) per copy for every model, overlaid."""
     colors = cmap()
     n_sent = len(doc["sentences"])
-    with style():
-        fig, ax = figure(8.4, 4.8)
-        for i, (model, run) in enumerate(zip(doc["models"], doc["runs"])):
-            rows = run["per_copy"]
-            ns = [r["n"] for r in rows]
-            color = colors(i % 10)
-            name = short(_model_label(model), 48)
-            ax.plot(ns, [r["tp"] for r in rows], marker="o", ms=3, color=color, label=f"{name}, TP")
-            ax.plot(ns, [r["mp"] for r in rows], ls="--", color=color, alpha=0.6, label=f"{name}, MP")
-            lo = [r["ci95"]["tp"][0] for r in rows]
-            if n_sent > 1 and all(v is not None for v in lo):
-                ax.fill_between(
-                    ns, [clip(v) for v in lo], [clip(r["ci95"]["tp"][1]) for r in rows], color=color, alpha=0.12, lw=0
-                )
-        ax.set_ylim(-0.02, 1.05)
-        copy_axis(ax, doc["repeats"])
-        ax.set_ylabel("probability")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        ax.set_title(f"TP and MP by checkpoint, {_subject(doc['sentences'], 60)}{_band_note(n_sent)}", fontsize=10)
-        return save(fig, path)
+    series = [(short(_model_label(model), 48), run["per_copy"]) for model, run in zip(doc["models"], doc["runs"])]
+    title = f"TP and MP by checkpoint, {_subject(doc['sentences'], 60)}{_band_note(n_sent)}"
+    return _overlay_curves(
+        series, [colors(i % 10) for i in range(len(series))], doc["repeats"], n_sent > 1, title, path
+    )
 
 
 def plot_diff_bars(doc: dict[str, Any], path: str | Path):

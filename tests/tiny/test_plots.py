@@ -115,3 +115,15 @@ def test_plots_do_not_change_the_global_style(set_doc, tmp_path):
     before = list(matplotlib.rcParams["font.sans-serif"])
     plots.plot_curve(set_doc, tmp_path / "c.png")
     assert matplotlib.rcParams["font.sans-serif"] == before
+
+
+def test_layout_figure_overlays_each_result_with_its_band(tiny_llama_model, tmp_path):
+    docs = {
+        "plain": probe(tiny_llama_model, SENTENCES, repeats=3).to_dict(),
+        "again": probe(tiny_llama_model, SENTENCES[:1], repeats=4).to_dict(),
+    }
+    fig = plots.plot_layouts(docs, tmp_path / "l.png", "layouts")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["plain, TP", "plain, MP", "again, TP", "again, MP"]
+    assert ax.get_title() == "layouts" and (tmp_path / "l.png").is_file()
+    assert len(ax.collections) >= 1  # the 95% band of the result with several sentences
