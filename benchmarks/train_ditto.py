@@ -47,6 +47,8 @@ CONFIGS: dict[str, dict] = {
     "ditto-no-select": {"select_every": 0},
     "ditto-python-docs": {"data": ["python_docs"], "self_samples": 0},
     "ditto-lr2e-5": {"learning_rate": 2e-5},
+    "ditto-lora-2e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 2e-4},
+    "ditto-lora-5e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 5e-4},
     "mle": {"method": "mle"},
     "ul-token": {"method": "ul-token"},
     "ul-seq": {"method": "ul-seq"},
