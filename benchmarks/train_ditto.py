@@ -49,14 +49,16 @@ CONFIGS: dict[str, dict] = {
     "ditto-lr2e-5": {"learning_rate": 2e-5},
     "ditto-lora-2e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 2e-4},
     "ditto-lora-5e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 5e-4},
+    "ditto-pure": {"self_sampling": "temperature=1.0"},
     "mle": {"method": "mle"},
+    "mle-pure": {"method": "mle", "self_sampling": "temperature=1.0"},
     "ul-token": {"method": "ul-token"},
     "ul-seq": {"method": "ul-seq"},
     "scalegrad": {"method": "scalegrad"},
 }
 #: the configuration fields that decide the held-out split and the evaluation (equal: one base run)
-DATA_KEYS = ("model", "data", "self_samples", "self_new_tokens", "seed", "eval_fraction", "eval_repeats",
-             "eval_sentences", "eval_prompts", "eval_new_tokens", "eval_legit", "block_size")  # fmt: skip
+DATA_KEYS = ("model", "data", "self_samples", "self_new_tokens", "self_sampling", "seed", "eval_fraction",
+             "eval_repeats", "eval_sentences", "eval_prompts", "eval_new_tokens", "eval_legit", "block_size")  # fmt: skip
 
 
 def data_key(cfg) -> str:

@@ -39,6 +39,13 @@ class TrainConfig:
         "dropped: MLE text from its own distribution (cached; 0: none, then --data is needed).",
     )
     self_new_tokens: int = _f(160, "New tokens per self-generated answer.")
+    self_sampling: str = _f(
+        "recommended",
+        "How the model samples its own answers: recommended (the checkpoint's generation_config where it "
+        "samples, else temperature 0.7, top-p 0.9), or a sampling setting such as temperature=1.0 (pure "
+        "sampling: MLE on it estimates the KL to the base model, so it anchors the model instead of "
+        "sharpening it; docs/training.md).",
+    )
     legit_mix: float = _f(
         0.25,
         "Examples of repetition that was asked for (copy, quote, list, code, table, JSON, refrain; from "
@@ -125,6 +132,15 @@ class TrainConfig:
         require_int("eval_new_tokens", self.eval_new_tokens, 1)
         require_int("self_samples", self.self_samples, 0)
         require_int("self_new_tokens", self.self_new_tokens, 16)
+        if self.self_sampling != "recommended":
+            from ..decoding import parse_setting
+
+            if not parse_setting(self.self_sampling).do_sample:
+                raise RepcheckError(
+                    f"--self-sampling {self.self_sampling!r} does not sample; give a sampling setting such as "
+                    "temperature=1.0, or recommended",
+                    param="self_sampling",
+                )
         require_number("legit_mix", self.legit_mix, 0, 4)
         require_int("select_every", self.select_every, 0)
         require_number("select_margin", self.select_margin, 0, 10)

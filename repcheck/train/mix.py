@@ -60,7 +60,9 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         docs += [Document(d, d) for d in user]
         info["sources"].append({"data": list(cfg.data), "documents": len(user)})
     if cfg.self_samples:
-        own = self_generated(model, cfg.self_samples, cfg.self_new_tokens, cfg.seed, progress=progress)
+        own = self_generated(
+            model, cfg.self_samples, cfg.self_new_tokens, cfg.seed, progress=progress, sampling=cfg.self_sampling
+        )
         docs += [Document(a, t, ends=False) for a, t in zip(own.answers, own.documents, strict=True)]
         info["sources"].append({"self_generated": own.to_dict()})
     split = split_corpus(list(range(len(docs))), cfg.eval_fraction, cfg.seed)

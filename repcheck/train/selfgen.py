@@ -136,15 +136,17 @@ def self_generated(
     seed: int = 0,
     batch_size: int = 16,
     progress: ProgressCallback | None = None,
+    sampling: str = "recommended",
 ) -> SelfData:
-    """``n`` requests answered by ``model`` itself (see the module docstring), filtered."""
+    """``n`` requests answered by ``model`` itself (see the module docstring), filtered;
+    ``sampling`` is a sampling setting (``temperature=1.0``) or ``recommended``."""
     from ..backends.base import GenerationRequest
     from ..decoding import parse_setting
     from ..prompts import Prompt, has_chat_template, render_all
     from ..repetition import continuation_metrics, ngrams
 
     prompts = instructions(n, seed)
-    setting_text = recommended_setting(model)
+    setting_text = recommended_setting(model) if sampling == "recommended" else sampling
     path = _cache_path(model, prompts, setting_text, max_new_tokens, seed)
     if path.is_file():
         try:

@@ -130,7 +130,7 @@ def test_every_method_trains_and_reports(tiny_llama, corpus, tmp_path, method):
 def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
     out = tmp_path / "cli"
     common = ["--data", corpus, "-m", tiny_llama, "--block-size", 64, "--eval-repeats", 3, "--device", "cpu",
-              "--self-samples", 8]  # fmt: skip
+              "--self-samples", 8, "--self-sampling", "temperature=1.0"]  # fmt: skip
     r = run("train", "--method", "mle", "--steps", 2, "--out", out, *common, "--json", "-q")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -147,6 +147,7 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
     # 32 prompts, each answer as long as the 128-token context leaves room for (at most 256)
     assert 0 <= gen["eos_rate"] <= 1 and 0 < gen["mean_length"] <= 128 and len(gen["continuations"]) == 32
     assert doc["data"]["sources"][1]["self_generated"]["asked"] == 8
+    assert doc["data"]["sources"][1]["self_generated"]["setting"] == "temperature=1.0"
     r = run(
         "train",
         "--eval-only",
@@ -177,6 +178,8 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
         (["--steps", "0"], "--steps"),
         (["--no-merge"], "--no-merge goes with --lora"),
         (["--resume", "--overwrite"], "not both"),
+        (["--self-sampling", "greedy"], "does not sample"),
+        (["--self-sampling", "temperature="], "malformed setting"),
     ],
 )
 def test_bad_options_are_refused_before_loading(args, needle):
