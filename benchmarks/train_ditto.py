@@ -50,6 +50,7 @@ CONFIGS: dict[str, dict] = {
     "ditto-lora-2e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 2e-4},
     "ditto-lora-5e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 5e-4},
     "ditto-pure": {"self_sampling": "temperature=1.0"},
+    "ditto-free1": {"free_copies": 1},
     "mle": {"method": "mle"},
     "mle-pure": {"method": "mle", "self_sampling": "temperature=1.0"},
     "ul-token": {"method": "ul-token"},

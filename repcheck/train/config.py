@@ -66,6 +66,11 @@ class TrainConfig:
         "DITTO's penalty factor in (0, 1]; 0.9 keeps copying on request better than the paper's 0.5 for "
         "open-ended text (docs/training.md: the sweep).",
     )
+    free_copies: int = _f(
+        0,
+        "DITTO: repeats of a sentence left unpenalized (0: the paper's, the penalty starts at the second copy; "
+        "1: a sentence may be repeated once, as a refrain is, and the penalty starts at the third).",
+    )
     rep_rate: float = _f(0.5, "Share of DITTO (or ul-seq) steps; the others are MLE steps.")
     alpha: float = _f(1.0, "Token-level unlikelihood weight (>= 0).")
     gamma: float = _f(0.2, "ScaleGrad's scale of novel tokens, in (0, 1].")
@@ -142,6 +147,7 @@ class TrainConfig:
                     param="self_sampling",
                 )
         require_number("legit_mix", self.legit_mix, 0, 4)
+        require_int("free_copies", self.free_copies, 0)
         require_int("select_every", self.select_every, 0)
         require_number("select_margin", self.select_margin, 0, 10)
         require_int("patience", self.patience, 1)

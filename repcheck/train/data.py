@@ -128,12 +128,13 @@ def separator(sentence: str) -> str:
 
 
 def repetition_pairs(
-    tokenizer, documents: Sequence[str], block_size: int, max_prefix: int = 48
+    tokenizer, documents: Sequence[str], block_size: int, max_prefix: int = 48, free_copies: int = 0
 ) -> list[tuple[list[int], list[int]]]:
     """(prefix, copy) token pairs from running text: for every sentence after a document's
     first, the prefix is the document's text before it (its last ``max_prefix`` tokens) and
     the copy is the sentence with its separator, tokenized as it occurs there. A pair whose
-    prefix and two copies do not fit in the block is skipped."""
+    prefix and the copies up to the first penalized one (2 + ``free_copies``) do not fit in
+    the block is skipped."""
     pairs = []
     for sents in sentences_of(documents):
         if len(sents) < 2:
@@ -143,18 +144,21 @@ def repetition_pairs(
             joined = separator(cur) + cur
             prefix = tokenizer(text, add_special_tokens=False)["input_ids"][-max_prefix:]
             copy = tokenizer(joined, add_special_tokens=False)["input_ids"]
-            if copy and prefix and len(prefix) + 2 * len(copy) <= block_size:
+            if copy and prefix and len(prefix) + (2 + free_copies) * len(copy) <= block_size:
                 pairs.append((prefix, copy))
             text += joined
     return pairs
 
 
-def repetition_sample(prefix: Sequence[int], sentence: Sequence[int], block_size: int) -> RepetitionSample:
+def repetition_sample(
+    prefix: Sequence[int], sentence: Sequence[int], block_size: int, free_copies: int = 0
+) -> RepetitionSample:
     """prefix + sentence + sentence + ... cut at exactly ``block_size`` tokens (DITTO fills the
-    block with whole copies and a partial last one)."""
+    block with whole copies and a partial last one). The loss starts at the second copy (DITTO)
+    or, with ``free_copies`` = k, at copy 2 + k: the first k repeats are left alone."""
     n = (block_size - len(prefix)) // len(sentence) + 1
     ids = (list(prefix) + list(sentence) * n)[:block_size]
-    return RepetitionSample(tuple(ids), start=len(prefix) + len(sentence), period=len(sentence))
+    return RepetitionSample(tuple(ids), start=len(prefix) + (1 + free_copies) * len(sentence), period=len(sentence))
 
 
 def check_corpus(pairs: Sequence, blocks: Sequence, method: str, block_size: int) -> None:
@@ -162,7 +166,7 @@ def check_corpus(pairs: Sequence, blocks: Sequence, method: str, block_size: int
     if method == "ditto" and not pairs:
         raise RepcheckError(
             f"DITTO needs documents with at least 2 sentences (a prefix and a sentence to repeat) whose prefix "
-            f"and two copies fit in {block_size} tokens; the corpus has none",
+            f"and copies up to the first penalized one fit in {block_size} tokens; the corpus has none",
             param="data",
         )
     if not blocks:

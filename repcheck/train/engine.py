@@ -54,7 +54,8 @@ class StepBatches(torch.utils.data.Dataset):
         B = self.cfg.batch_size
         if kind == "ditto":
             samples = [
-                repetition_sample(*self.pairs[k], self.cfg.block_size) for k in rng.integers(len(self.pairs), size=B)
+                repetition_sample(*self.pairs[k], self.cfg.block_size, self.cfg.free_copies)
+                for k in rng.integers(len(self.pairs), size=B)
             ]
             return {
                 "kind": kind,

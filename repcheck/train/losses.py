@@ -37,7 +37,7 @@ def ditto(
 
     for every target position i >= start (start = prefix length + L; as in DITTO's code, whose
     mask starts at target index prefix_len + rep_len, the first token of the second copy is
-    not penalized), where p_{i-L} is the probability of the same token one copy (L = period
+    not penalized; repcheck's ``free_copies`` k moves the start k copies later), where p_{i-L} is the probability of the same token one copy (L = period
     tokens) earlier, detached: the gradient flows into p_i only. Averaged over the penalized
     positions (DITTO divides the summed loss by their count).
     """

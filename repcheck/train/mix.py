@@ -79,7 +79,11 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     mle_docs = [(d.training, d.ends) for d in train] + [(e.text(tok), not chat) for e in asked_train]
     order = np.random.default_rng([cfg.seed, 3]).permutation(len(mle_docs))
     blocks = text_blocks(tok, [mle_docs[i][0] for i in order], cfg.block_size, [mle_docs[i][1] for i in order])
-    pairs = repetition_pairs(tok, [d.plain for d in train], cfg.block_size) if cfg.method == "ditto" else []
+    pairs = (
+        repetition_pairs(tok, [d.plain for d in train], cfg.block_size, free_copies=cfg.free_copies)
+        if cfg.method == "ditto"
+        else []
+    )
     check_corpus(pairs, blocks, cfg.method, cfg.block_size)
     if len(held) < 2:
         raise RepcheckError(

@@ -119,9 +119,15 @@ def test_lora_merge_reproduces_the_adapter_model(tiny_llama, corpus, tmp_path):
     assert not torch.allclose(plain, base, atol=1e-4)  # the adapter did learn something
 
 
-@pytest.mark.parametrize("method", ["ul-token", "ul-seq", "scalegrad"])
-def test_every_method_trains_and_reports(tiny_llama, corpus, tmp_path, method):
-    r = train(config(tiny_llama, corpus, tmp_path / method, method=method, steps=4, seq_prefix=8, seq_continuation=12))
+@pytest.mark.parametrize(
+    "method,extra", [("ul-token", {}), ("ul-seq", {}), ("scalegrad", {}), ("ditto", {"free_copies": 1})]
+)
+def test_every_method_trains_and_reports(tiny_llama, corpus, tmp_path, method, extra):
+    r = train(
+        config(
+            tiny_llama, corpus, tmp_path / method, method=method, steps=4, seq_prefix=8, seq_continuation=12, **extra
+        )
+    )
     losses = {k for e in r.report["training"]["final_log"] for k in e if k.startswith("loss_")}
     assert r.report["training"]["steps"] == 4 and losses
     assert all(np.isfinite(row["after"]) for row in r.report["comparison"])
@@ -178,6 +184,7 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
         (["--steps", "0"], "--steps"),
         (["--no-merge"], "--no-merge goes with --lora"),
         (["--resume", "--overwrite"], "not both"),
+        (["--free-copies", "-1"], "--free-copies"),
         (["--self-sampling", "greedy"], "does not sample"),
         (["--self-sampling", "temperature="], "malformed setting"),
     ],

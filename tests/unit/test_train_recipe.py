@@ -65,6 +65,17 @@ def test_ditto_copies_are_joined_as_running_text():
     assert t.convert_ids_to_tokens(prefix) == ["a", "Ġb", "."]  # the running text before it, no BOS
 
 
+def test_free_copies_move_the_penalty_to_a_later_copy():
+    from repcheck.train.data import repetition_sample
+
+    prefix, sentence = [7, 8, 9], [1, 2]
+    paper = repetition_sample(prefix, sentence, 10)
+    assert paper.input_ids == (7, 8, 9, 1, 2, 1, 2, 1, 2, 1) and paper.period == 2
+    assert paper.start == 5 and paper.input_ids[paper.start + 1] == 2  # target 5 is token 6: copy 2, its 2nd token
+    once = repetition_sample(prefix, sentence, 10, free_copies=1)
+    assert once.input_ids == paper.input_ids and once.start == paper.start + 2  # one copy later
+
+
 def test_the_separator_of_cjk_is_nothing():
     assert separator("北京是首都。") == "" and separator("Paris is.") == " "
 
