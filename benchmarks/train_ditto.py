@@ -38,6 +38,7 @@ from repcheck.cpu import describe_cpu
 
 #: name -> TrainConfig overrides. "ditto" is the default recipe; the rest of the first group
 #: is the sweep that chose it; the second group the other methods at their defaults.
+LORA = {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 5e-4}
 CONFIGS: dict[str, dict] = {
     "ditto": {},
     "ditto-lam0.5": {"lam": 0.5},
@@ -47,10 +48,12 @@ CONFIGS: dict[str, dict] = {
     "ditto-no-select": {"select_every": 0},
     "ditto-python-docs": {"data": ["python_docs"], "self_samples": 0},
     "ditto-lr2e-5": {"learning_rate": 2e-5},
-    "ditto-lora-2e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 2e-4},
-    "ditto-lora-5e-4": {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 5e-4},
+    "ditto-lora-2e-4": {**LORA, "learning_rate": 2e-4},
+    "ditto-lora-5e-4": LORA,
     "ditto-pure": {"self_sampling": "temperature=1.0"},
     "ditto-free1": {"free_copies": 1},
+    "ditto-lora-pure": {**LORA, "self_sampling": "temperature=1.0"},
+    "ditto-lora-free1": {**LORA, "free_copies": 1},
     "mle": {"method": "mle"},
     "mle-pure": {"method": "mle", "self_sampling": "temperature=1.0"},
     "ul-token": {"method": "ul-token"},
