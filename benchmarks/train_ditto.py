@@ -54,6 +54,7 @@ CONFIGS: dict[str, dict] = {
     "ditto-free1": {"free_copies": 1},
     "ditto-lora-pure": {**LORA, "self_sampling": "temperature=1.0"},
     "ditto-lora-free1": {**LORA, "free_copies": 1},
+    "ditto-lora-plain": {**LORA, "plain_mix": 1.0},
     "mle": {"method": "mle"},
     "mle-pure": {"method": "mle", "self_sampling": "temperature=1.0"},
     "ul-token": {"method": "ul-token"},

@@ -51,6 +51,12 @@ class TrainConfig:
         "Examples of repetition that was asked for (copy, quote, list, code, table, JSON, refrain; from "
         "templates, never the legit suite's cases) per MLE document: they teach that such repetition is right.",
     )
+    plain_mix: float = _f(
+        0.0,
+        "Share of the chat-formatted training documents also given to MLE as plain text (no template, no "
+        "end-of-turn token): DITTO's samples are plain text, and without plain text in the MLE half the model "
+        "learns to end its turn after a sentence of plain text (docs/training.md).",
+    )
     out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
     steps: int = _f(200, "Optimizer steps.")
     batch_size: int = _f(4, "Sequences per step (per device).")
@@ -147,6 +153,7 @@ class TrainConfig:
                     param="self_sampling",
                 )
         require_number("legit_mix", self.legit_mix, 0, 4)
+        require_number("plain_mix", self.plain_mix, 0, 1)
         require_int("free_copies", self.free_copies, 0)
         require_int("select_every", self.select_every, 0)
         require_number("select_margin", self.select_margin, 0, 10)

@@ -8,8 +8,9 @@
   the final evaluation, the other for the validation that chooses the step to keep (the
   final evaluation never sees what chose the step).
 * **MLE text**: the training documents plus ``legit_mix`` examples of asked-for repetition per
-  document (``templates``, content from training sentences), in a seeded order, as one
-  stream cut into blocks.
+  document (``templates``, content from training sentences) and, for a ``plain_mix`` share of
+  the chat-formatted documents, their plain text as well (no end-of-turn token after it), in a
+  seeded order, as one stream cut into blocks.
 * **DITTO samples**: from the training documents' plain text only: an asked-for copy is never
   a pseudo-repetitive sample.
 """
@@ -77,6 +78,11 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
 
     chat = has_chat_template(tok)
     mle_docs = [(d.training, d.ends) for d in train] + [(e.text(tok), not chat) for e in asked_train]
+    # the plain text of chat-formatted documents too: DITTO's samples are plain text, and a model
+    # that only ever sees plain text in them learns to end its turn after any sentence there
+    chatted = [d for d in train if d.training != d.plain]
+    picked = np.random.default_rng([cfg.seed, 5]).permutation(len(chatted))[: round(cfg.plain_mix * len(chatted))]
+    mle_docs += [(chatted[i].plain + "\n\n", False) for i in sorted(picked)]
     order = np.random.default_rng([cfg.seed, 3]).permutation(len(mle_docs))
     blocks = text_blocks(tok, [mle_docs[i][0] for i in order], cfg.block_size, [mle_docs[i][1] for i in order])
     pairs = (
@@ -99,6 +105,7 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         held_out_documents=len(evaluation),
         validation_documents=len(validation),
         asked_for_examples=len(asked_train),
+        plain_documents=len(picked),
         train_blocks=len(blocks),
         train_tokens=len(blocks) * cfg.block_size,
         repetition_pairs=len(pairs),
