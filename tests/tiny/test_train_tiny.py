@@ -238,3 +238,16 @@ def test_validation_scores_each_sequence_as_it_would_be_alone(tiny_llama_model, 
         want = logp.gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1)[start - 1 :]
         assert lp.shape == (len(ids) - start,)
         torch.testing.assert_close(lp, want, atol=1e-4, rtol=1e-4)
+
+
+def test_plain_mix_adds_the_plain_text_of_chat_documents(chat_llama, corpus, tmp_path):
+    from repcheck.train.mix import gather
+
+    model = load_model(str(chat_llama), device="cpu")
+    cfg = dict(self_samples=8, self_new_tokens=16, self_sampling="temperature=1.0")
+    without = gather(config(chat_llama, corpus, tmp_path / "a", **cfg), model)
+    with_plain = gather(config(chat_llama, corpus, tmp_path / "b", plain_mix=1.0, **cfg), model)
+    chatted = with_plain.info["sources"][1]["self_generated"]["kept"]
+    # every chat-formatted training document (the corpus' own are plain already) once more, as plain text
+    assert without.info["plain_documents"] == 0 and 0 < with_plain.info["plain_documents"] <= chatted
+    assert len(with_plain.blocks) > len(without.blocks)
