@@ -40,6 +40,9 @@ def train_command(
     learning_rate: Annotated[float, field_opt("learning_rate", "--lr")] = D.learning_rate,
     lam: Annotated[float, field_opt("lam", "--lambda")] = D.lam,
     free_copies: Annotated[int, field_opt("free_copies", "--free-copies", min=0)] = D.free_copies,
+    sentence_starts: Annotated[
+        bool, field_opt("sentence_starts", "--sentence-starts/--no-sentence-starts")
+    ] = D.sentence_starts,
     rep_rate: Annotated[float, field_opt("rep_rate", "--rep-rate")] = D.rep_rate,
     alpha: Annotated[float, field_opt("alpha", "--alpha")] = D.alpha,
     gamma: Annotated[float, field_opt("gamma", "--gamma")] = D.gamma,
@@ -96,6 +99,7 @@ def train_command(
         learning_rate=learning_rate,
         lam=lam,
         free_copies=free_copies,
+        sentence_starts=sentence_starts,
         rep_rate=rep_rate,
         alpha=alpha,
         gamma=gamma,

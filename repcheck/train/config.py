@@ -77,6 +77,11 @@ class TrainConfig:
         "DITTO: repeats of a sentence left unpenalized (0: the paper's, the penalty starts at the second copy; "
         "1: a sentence may be repeated once, as a refrain is, and the penalty starts at the third).",
     )
+    sentence_starts: bool = _f(
+        True,
+        "DITTO: penalize the first token of every later copy too (the paper's); off, the penalty starts after "
+        "each copy's first token, where the end of the turn is not the only way out (docs/training.md).",
+    )
     rep_rate: float = _f(0.5, "Share of DITTO (or ul-seq) steps; the others are MLE steps.")
     alpha: float = _f(1.0, "Token-level unlikelihood weight (>= 0).")
     gamma: float = _f(0.2, "ScaleGrad's scale of novel tokens, in (0, 1].")

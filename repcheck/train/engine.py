@@ -94,7 +94,7 @@ class RepetitionTrainer(Trainer):
             ids, start = self._continue(model, ids)
         logits = model(input_ids=ids, use_cache=False).logits
         if kind == "ditto":
-            loss = losses.ditto(logits, ids, inputs["starts"], inputs["periods"], cfg.lam)
+            loss = losses.ditto(logits, ids, inputs["starts"], inputs["periods"], cfg.lam, cfg.sentence_starts)
         elif kind == "mle":
             loss = losses.mle(logits, ids)
         elif kind == "ul-token":

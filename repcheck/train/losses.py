@@ -27,7 +27,12 @@ def mle(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
 
 
 def ditto(
-    logits: torch.Tensor, input_ids: torch.Tensor, starts: Sequence[int], periods: Sequence[int], lam: float = 0.5
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    starts: Sequence[int],
+    periods: Sequence[int],
+    lam: float = 0.5,
+    sentence_starts: bool = True,
 ) -> torch.Tensor:
     """DITTO's sentence-level repetition penalty (Xu et al. 2022, Eq. 4;
     ``fairseq/custom/repetetion_penalty_accum_loss.py``, ``compute_loss`` with ``loss_type='nl'``
@@ -37,9 +42,15 @@ def ditto(
 
     for every target position i >= start (start = prefix length + L; as in DITTO's code, whose
     mask starts at target index prefix_len + rep_len, the first token of the second copy is
-    not penalized; repcheck's ``free_copies`` k moves the start k copies later), where p_{i-L} is the probability of the same token one copy (L = period
-    tokens) earlier, detached: the gradient flows into p_i only. Averaged over the penalized
-    positions (DITTO divides the summed loss by their count).
+    not penalized; repcheck's ``free_copies`` k moves the start k copies later), where p_{i-L}
+    is the probability of the same token one copy (L = period tokens) earlier, detached: the
+    gradient flows into p_i only. Averaged over the penalized positions (DITTO divides the
+    summed loss by their count).
+
+    ``sentence_starts=False`` (not the paper's) also leaves out the positions that predict the
+    first token of a later copy, i = start - 1 + m * L (m >= 1): after a finished sentence the
+    only way to lower the copy's probability that the rest of the text never punishes is the
+    end of the turn, and a chat model learns to take it.
     """
     logp, y = _targets(logits, input_ids)
     p = logp.gather(-1, y[..., None]).squeeze(-1).exp()  # [B, T-1]
@@ -47,8 +58,12 @@ def ditto(
     for b, (start, period) in enumerate(zip(starts, periods)):
         cur = p[b, start:]  # p_i for i >= start
         baseline = p[b, start - period : p.shape[1] - period].detach()  # sg(p_{i-L})
-        total = total - torch.log(torch.clamp(1.0 - (cur - lam * baseline).abs(), min=1e-20)).sum()
-        count += cur.numel()
+        loss = -torch.log(torch.clamp(1.0 - (cur - lam * baseline).abs(), min=1e-20))
+        if not sentence_starts:
+            keep = (torch.arange(1, loss.numel() + 1, device=loss.device) % period) != 0  # i - start + 1 = m * L
+            loss = loss[keep]
+        total = total + loss.sum()
+        count += loss.numel()
     return total / max(count, 1)
 
 

@@ -43,6 +43,9 @@ def test_ditto_by_hand_and_its_stop_gradient():
     grad = logits.grad[0]
     assert grad[2].abs().sum() > 0 and grad[3].abs().sum() > 0  # p_n gets the gradient
     assert grad[0].abs().sum() == 0 and grad[1].abs().sum() == 0  # sg(p_{n-1}): none to the baseline
+    # without sentence starts: target 3 predicts token 4, the first token of the third copy
+    inner = losses.ditto(logits, ids, starts=[2], periods=[2], lam=lam, sentence_starts=False)
+    assert inner.item() == pytest.approx(-math.log(1 - abs(0.5 - lam * 0.4)), rel=1e-5)
 
 
 def test_unlikelihood_token_by_hand():
