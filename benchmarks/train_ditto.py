@@ -60,6 +60,7 @@ CONFIGS: dict[str, dict] = {
     "ditto-lora-inner-pure": {**LORA, "sentence_starts": False, "self_sampling": "temperature=1.0"},
     "mle": {"method": "mle"},
     "mle-pure": {"method": "mle", "self_sampling": "temperature=1.0"},
+    "mle-lora": {**LORA, "method": "mle"},
     "ul-token": {"method": "ul-token"},
     "ul-seq": {"method": "ul-seq"},
     "scalegrad": {"method": "scalegrad"},
