@@ -166,7 +166,7 @@ def cost_ratios(methods: list[str], steps: int = 6) -> dict[str, tuple[float, fl
     split = split_corpus(read_corpus(), 0.05, 0)
     out = {}
     for method in methods:
-        cfg = TrainConfig(method=method, steps=steps, warmup_steps=0)
+        cfg = TrainConfig(method=method, steps=steps, warmup_steps=0, lora=False)  # the loss's own cost
         blocks = text_blocks(model.tokenizer, split.train, cfg.block_size)
         pairs = repetition_pairs(model.tokenizer, split.train, cfg.block_size)
         # the method's own batches (DITTO and ul-seq only, no MLE steps mixed in)

@@ -1,7 +1,8 @@
 """The cost of one training step of the default recipe, on any device: steps/s, tokens/s and
 (on a GPU) peak memory.
 
-The default TrainConfig (DITTO, batch 4 x 128 tokens, half the steps DITTO's, half MLE) and
+The default TrainConfig (DITTO on a rank-16 LoRA adapter, --no-lora: every weight; batch 4 x
+128 tokens, half the steps DITTO's, half MLE) and
 --method mle for the same input ids, at --precision (auto: bf16 on GPUs and AMX CPUs), on the
 shipped corpus (the data's values do not change a step's cost). --random-init builds a model
 of --model's architecture with random weights (what a GPU machine without the weights can
@@ -9,7 +10,7 @@ time: the cost does not depend on the values); --shape 1b a Llama of 1.2 B param
 the same tokenizer, for what to expect on a larger model. Warm-up steps are not timed.
 
 Usage: python benchmarks/train_step.py [--model smollm2-135m] [--device auto] [--precision auto]
-       [--random-init] [--shape 1b] [--steps 20] [--warmup 5] [--batch-size 4]
+       [--random-init] [--shape 1b] [--steps 20] [--warmup 5] [--batch-size 4] [--no-lora]
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--no-lora", dest="lora", action="store_false", help="train every weight, not a LoRA adapter")
     args = ap.parse_args()
 
     import torch
@@ -90,7 +92,7 @@ def main() -> None:
     from repcheck.train.config import TrainConfig
     from repcheck.train.data import read_corpus, repetition_pairs, split_corpus, text_blocks
     from repcheck.train.engine import RepetitionTrainer, StepBatches, one_batch
-    from repcheck.train.run import precision_flags
+    from repcheck.train.run import _wrap_lora, precision_flags
 
     device = resolve_device(args.device)
     tmp = tempfile.mkdtemp(prefix="repcheck-train-step-")
@@ -101,10 +103,16 @@ def main() -> None:
     where = torch.cuda.get_device_name() if on_cuda else f"CPU: {describe_cpu()}, {torch.get_num_threads()} threads"
     flags = precision_flags(args.precision, device)
     precision = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32"
-    print(f"{params / 1e6:.0f} M parameters{' (random weights)' if spec != args.model else ''}, {precision}, {where}")
+    mode = "a LoRA adapter (rank 16, every linear layer)" if args.lora else "every weight"
+    print(f"{params / 1e6:.0f} M parameters{' (random weights)' if spec != args.model else ''}, {precision}, {where}; "
+          f"training {mode}")  # fmt: skip
     split = split_corpus(read_corpus(), 0.05, 0)
+    # the default recipe trains a LoRA adapter (rank 16 on every linear layer); --no-lora every weight
+    trainable = _wrap_lora(model.model, TrainConfig(lora=args.lora)) if args.lora else model.model
     for method in ("ditto", "mle"):
-        cfg = TrainConfig(method=method, batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0)
+        cfg = TrainConfig(
+            method=method, batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0, lora=args.lora
+        ).validate()
         blocks = text_blocks(model.tokenizer, split.train, cfg.block_size)
         pairs = repetition_pairs(model.tokenizer, split.train, cfg.block_size)
         targs = TrainingArguments(
@@ -115,7 +123,7 @@ def main() -> None:
         batches = StepBatches(cfg, blocks, pairs, cfg.steps)
         clock = Clock(on_cuda)
         trainer = RepetitionTrainer(
-            model=model.model, args=targs, train_dataset=batches, data_collator=one_batch, train_config=cfg,
+            model=trainable, args=targs, train_dataset=batches, data_collator=one_batch, train_config=cfg,
             callbacks=[clock],
         )  # fmt: skip
         trainer.remove_callback(PrinterCallback)

@@ -37,7 +37,7 @@ def train_command(
     batch_size: Annotated[int, field_opt("batch_size", "--batch-size", "-b", min=1)] = D.batch_size,
     grad_accum: Annotated[int, field_opt("grad_accum", "--grad-accum", min=1)] = D.grad_accum,
     block_size: Annotated[int, field_opt("block_size", "--block-size", min=16)] = D.block_size,
-    learning_rate: Annotated[float, field_opt("learning_rate", "--lr")] = D.learning_rate,
+    learning_rate: Annotated[float | None, field_opt("learning_rate", "--lr", show_default=False)] = None,
     lam: Annotated[float, field_opt("lam", "--lambda")] = D.lam,
     free_copies: Annotated[int, field_opt("free_copies", "--free-copies", min=0)] = D.free_copies,
     sentence_starts: Annotated[
@@ -46,7 +46,7 @@ def train_command(
     rep_rate: Annotated[float, field_opt("rep_rate", "--rep-rate")] = D.rep_rate,
     alpha: Annotated[float, field_opt("alpha", "--alpha")] = D.alpha,
     gamma: Annotated[float, field_opt("gamma", "--gamma")] = D.gamma,
-    lora: Annotated[bool, field_opt("lora", "--lora")] = D.lora,
+    lora: Annotated[bool, field_opt("lora", "--lora/--no-lora")] = D.lora,
     lora_rank: Annotated[int, field_opt("lora_rank", "--lora-rank", min=1)] = D.lora_rank,
     lora_alpha: Annotated[int, field_opt("lora_alpha", "--lora-alpha", min=1)] = D.lora_alpha,
     lora_targets: Annotated[list[str] | None, field_opt("lora_targets", "--lora-target")] = None,
@@ -118,7 +118,7 @@ def train_command(
         keep_checkpoints=keep_checkpoints,
     ).validate()
     if no_merge and not lora:
-        raise RepcheckError("--no-merge goes with --lora")
+        raise RepcheckError("--no-merge goes with LoRA (not with --no-lora)")
     with progress_callback(quiet) as cb:
         apply_threads(threads)
         result = evaluate_only(cfg, base, cb) if eval_only else train(cfg, cb)

@@ -223,7 +223,7 @@ def _wrap_lora(model, cfg: TrainConfig):
         from peft import LoraConfig, get_peft_model
     except ImportError:
         raise RepcheckError(
-            "LoRA needs peft: pip install 'repcheck[train]' (or pip install peft)", param="lora"
+            "LoRA needs peft: pip install peft (or train every weight: --no-lora)", param="lora"
         ) from None
     targets = cfg.lora_targets or "all-linear"
     try:

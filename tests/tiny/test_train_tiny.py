@@ -38,6 +38,7 @@ def config(tiny_llama, corpus, out, **kw):
         device="cpu",
         precision="fp32",
         self_samples=0,  # the corpus only (self-generated text: its own test)
+        lora=False,  # every weight, at the learning rate above (LoRA: its own tests)
         select_every=10,
     )
     return TrainConfig(**{**base, **kw})
@@ -182,7 +183,7 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
         (["--gamma", "0"], "--gamma"),
         (["--alpha", "-1"], "--alpha"),
         (["--steps", "0"], "--steps"),
-        (["--no-merge"], "--no-merge goes with --lora"),
+        (["--no-merge", "--no-lora"], "--no-merge goes with LoRA"),
         (["--resume", "--overwrite"], "not both"),
         (["--free-copies", "-1"], "--free-copies"),
         (["--self-sampling", "greedy"], "does not sample"),
