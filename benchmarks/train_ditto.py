@@ -36,34 +36,32 @@ from pathlib import Path
 
 from repcheck.cpu import describe_cpu
 
-#: name -> TrainConfig overrides. "ditto" is the default recipe; the rest of the first group
-#: is the sweep that chose it; the second group the other methods at their defaults.
-LORA = {"lora": True, "lora_rank": 16, "lora_alpha": 32, "learning_rate": 5e-4}
+#: name -> TrainConfig overrides. "ditto" is the default recipe (a rank-16 LoRA adapter at
+#: learning rate 5e-4) and "mle" its control; the "lora-" group is the sweep that chose it; the
+#: "full-" group trains every weight (the earlier default and its sweep); the last group the
+#: other methods at their defaults of the time (every weight).
+FULL = {"lora": False}  # learning rate 5e-5
 CONFIGS: dict[str, dict] = {
     "ditto": {},
-    "ditto-lam0.5": {"lam": 0.5},
-    "ditto-asked1": {"legit_mix": 1.0},
-    "ditto-rep0.25": {"rep_rate": 0.25},
-    "ditto-no-asked": {"legit_mix": 0.0},
-    "ditto-no-select": {"select_every": 0},
-    "ditto-python-docs": {"data": ["python_docs"], "self_samples": 0},
-    "ditto-lr2e-5": {"learning_rate": 2e-5},
-    "ditto-lora-2e-4": {**LORA, "learning_rate": 2e-4},
-    "ditto-lora-5e-4": LORA,
-    "ditto-pure": {"self_sampling": "temperature=1.0"},
-    "ditto-free1": {"free_copies": 1},
-    "ditto-lora-pure": {**LORA, "self_sampling": "temperature=1.0"},
-    "ditto-lora-free1": {**LORA, "free_copies": 1},
-    "ditto-lora-plain": {**LORA, "plain_mix": 1.0},
-    "ditto-lora-inner": {**LORA, "sentence_starts": False},
-    "ditto-lora-inner-plain": {**LORA, "sentence_starts": False, "plain_mix": 1.0},
-    "ditto-lora-inner-pure": {**LORA, "sentence_starts": False, "self_sampling": "temperature=1.0"},
     "mle": {"method": "mle"},
-    "mle-pure": {"method": "mle", "self_sampling": "temperature=1.0"},
-    "mle-lora": {**LORA, "method": "mle"},
-    "ul-token": {"method": "ul-token"},
-    "ul-seq": {"method": "ul-seq"},
-    "scalegrad": {"method": "scalegrad"},
+    "lora-2e-4": {"learning_rate": 2e-4},
+    "lora-pure": {"self_sampling": "temperature=1.0"},
+    "lora-free1": {"free_copies": 1},
+    "lora-plain": {"plain_mix": 1.0},
+    "lora-inner": {"sentence_starts": False},
+    "lora-inner-pure": {"sentence_starts": False, "self_sampling": "temperature=1.0"},
+    "full": FULL,
+    "full-lam0.5": {**FULL, "lam": 0.5},
+    "full-asked1": {**FULL, "legit_mix": 1.0},
+    "full-rep0.25": {**FULL, "rep_rate": 0.25},
+    "full-no-asked": {**FULL, "legit_mix": 0.0},
+    "full-no-select": {**FULL, "select_every": 0},
+    "full-python-docs": {**FULL, "data": ["python_docs"], "self_samples": 0},
+    "full-lr2e-5": {**FULL, "learning_rate": 2e-5},
+    "full-mle": {**FULL, "method": "mle"},
+    "ul-token": {**FULL, "method": "ul-token"},
+    "ul-seq": {**FULL, "method": "ul-seq"},
+    "scalegrad": {**FULL, "method": "scalegrad"},
 }
 #: the configuration fields that decide the held-out split and the evaluation (equal: one base run)
 DATA_KEYS = ("model", "data", "self_samples", "self_new_tokens", "self_sampling", "seed", "eval_fraction",
