@@ -49,18 +49,20 @@ def main() -> None:
     targets = [t for b in blocks for t in b[1:]]
     previous = [t for b in blocks for t in b[:-1]]
     words = tok.convert_ids_to_tokens(targets)
-    ends = {i for i, w in enumerate(tok.convert_ids_to_tokens(previous)) if w.strip("Ġ▁ ") in {".", "!", "?", "。"}}
+    # [N] True where the scored token starts a sentence (the token before it ends one)
+    starts = [w.strip("Ġ▁ ") in {".", "!", "?", "。"} for w in tok.convert_ids_to_tokens(previous)]
+    at = [i for i, s in enumerate(starts) if s]
+    rest = [i for i, s in enumerate(starts) if not s]
     special = {name: tok.convert_tokens_to_ids(t) for name, t in (("eos", tok.eos_token), ("bos", tok.bos_token)) if t}
     base_lp, base_p = token_logps(base, blocks)
-    print(f"{len(targets)} tokens of wiki_en in {len(blocks)} blocks; {len(ends)} sentence starts")
+    print(f"{len(targets)} tokens of wiki_en in {len(blocks)} blocks; {len(at)} sentence starts")
 
     def top_at_starts(p):
-        return Counter(tok.convert_ids_to_tokens(int(p[i].argmax())) for i in sorted(ends)).most_common(3)
+        return Counter(tok.convert_ids_to_tokens(int(p[i].argmax())) for i in at).most_common(3)
 
     def special_at_starts(p):
         return {
-            f"{name} {tok.convert_ids_to_tokens(i)}": round(float(p[sorted(ends), i].mean()), 3)
-            for name, i in special.items()
+            f"{name} {tok.convert_ids_to_tokens(i)}": round(float(p[at, i].mean()), 3) for name, i in special.items()
         }
 
     print(f"base: perplexity {float((-base_lp).mean().exp()):.2f}; at sentence starts: top-1 {top_at_starts(base_p)}, "
@@ -68,8 +70,6 @@ def main() -> None:
     for spec in args.trained:
         lp, p = token_logps(load_model(spec, device="cpu"), blocks)
         delta = lp - base_lp  # [N] nats gained (> 0) or lost (< 0) per token
-        at = sorted(ends)
-        rest = [i for i in range(len(delta)) if i not in ends]
         print(f"\n{spec}: perplexity {float((-lp).mean().exp()):.2f}; change of log-probability per token: "
               f"sentence starts {float(delta[at].mean()):+.3f}, elsewhere {float(delta[rest].mean()):+.3f} "
               f"(share of the loss from sentence starts {float(delta[at].sum() / delta.sum()):.0%})")  # fmt: skip

@@ -19,6 +19,7 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import replace
 
 from transformers import TrainerCallback
 
@@ -103,16 +104,17 @@ def main() -> None:
     where = torch.cuda.get_device_name() if on_cuda else f"CPU: {describe_cpu()}, {torch.get_num_threads()} threads"
     flags = precision_flags(args.precision, device)
     precision = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32"
-    mode = "a LoRA adapter (rank 16, every linear layer)" if args.lora else "every weight"
+    # the default recipe (a LoRA adapter on every linear layer; --no-lora: every weight), wrapped once
+    recipe = TrainConfig(
+        batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0, lora=args.lora
+    ).validate()
+    mode = f"a LoRA adapter (rank {recipe.lora_rank}, every linear layer)" if recipe.lora else "every weight"
     print(f"{params / 1e6:.0f} M parameters{' (random weights)' if spec != args.model else ''}, {precision}, {where}; "
           f"training {mode}")  # fmt: skip
     split = split_corpus(read_corpus(), 0.05, 0)
-    # the default recipe trains a LoRA adapter (rank 16 on every linear layer); --no-lora every weight
-    trainable = _wrap_lora(model.model, TrainConfig(lora=args.lora)) if args.lora else model.model
+    trainable = _wrap_lora(model.model, recipe) if recipe.lora else model.model
     for method in ("ditto", "mle"):
-        cfg = TrainConfig(
-            method=method, batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0, lora=args.lora
-        ).validate()
+        cfg = replace(recipe, method=method)
         blocks = text_blocks(model.tokenizer, split.train, cfg.block_size)
         pairs = repetition_pairs(model.tokenizer, split.train, cfg.block_size)
         targs = TrainingArguments(
