@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from ..errors import RepcheckError
-from ..train.config import METHODS, PRECISIONS, TrainConfig
+from ..train.config import ANCHORS, METHODS, PRECISIONS, TrainConfig
 from . import options as opt
 from .console import emit, fmt, handle_errors, progress_callback, stdout_console
 
 D = TrainConfig()  # the defaults, declared once on the dataclass
 Method = opt.choices("Method", METHODS)
 Precision = opt.choices("Precision", PRECISIONS)
+Anchor = opt.choices("Anchor", ANCHORS)
 
 
 def field_opt(name: str, *decls: str, **kwargs):
@@ -31,6 +32,7 @@ def train_command(
     self_sampling: Annotated[str, field_opt("self_sampling", "--self-sampling")] = D.self_sampling,
     legit_mix: Annotated[float, field_opt("legit_mix", "--legit-mix", min=0.0, max=4.0)] = D.legit_mix,
     plain_mix: Annotated[float, field_opt("plain_mix", "--plain-mix", min=0.0, max=1.0)] = D.plain_mix,
+    anchor: Annotated[Anchor, field_opt("anchor", "--anchor")] = Anchor(D.anchor),
     out: Annotated[Path, field_opt("out", "--out", "-o")] = Path(D.out),
     model: opt.ModelOpt = D.model,
     steps: Annotated[int, field_opt("steps", "--steps", min=1)] = D.steps,
@@ -88,6 +90,7 @@ def train_command(
         self_sampling=self_sampling,
         legit_mix=legit_mix,
         plain_mix=plain_mix,
+        anchor=anchor.value,
         select_every=select_every,
         select_margin=select_margin,
         patience=patience,

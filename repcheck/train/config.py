@@ -10,6 +10,7 @@ from ..errors import RepcheckError, require_int, require_number
 
 METHODS = ("ditto", "ul-token", "ul-seq", "scalegrad", "mle")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ANCHORS = ("mle", "kl")
 #: the default peak learning rates (docs/training.md: the sweep)
 LORA_LEARNING_RATE = 5e-4
 FULL_LEARNING_RATE = 5e-5
@@ -59,6 +60,12 @@ class TrainConfig:
         "Share of the chat-formatted training documents also given to MLE as plain text (no template, no "
         "end-of-turn token): DITTO's samples are plain text, and without plain text in the MLE half the model "
         "learns to end its turn after a sentence of plain text (docs/training.md).",
+    )
+    anchor: str = _f(
+        "mle",
+        "What the MLE half fits on the model's own text: mle (the sampled tokens) or kl (the base model's whole "
+        "next-token distribution at every position: no sharpening, no drift; one more forward pass of the base "
+        "model per MLE step). The user's text and asked-for examples are always plain MLE.",
     )
     out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
     steps: int = _f(200, "Optimizer steps.")
@@ -170,6 +177,8 @@ class TrainConfig:
                 )
         require_number("legit_mix", self.legit_mix, 0, 4)
         require_number("plain_mix", self.plain_mix, 0, 1)
+        if self.anchor not in ANCHORS:
+            raise RepcheckError(f"unknown anchor {self.anchor!r}; choose one of {', '.join(ANCHORS)}", param="anchor")
         require_int("free_copies", self.free_copies, 0)
         require_int("select_every", self.select_every, 0)
         require_number("select_margin", self.select_margin, 0, 10)

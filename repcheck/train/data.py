@@ -107,18 +107,39 @@ def text_blocks(
     marks: a chat transcript ends its own turns, and an answer the budget cut short must not
     end), cut into blocks of ``block_size`` tokens, each after a BOS (or EOS) token. The last
     partial block is dropped."""
+    return _cut(tokenizer, documents, block_size, ends, None)[0]
+
+
+def marked_blocks(
+    tokenizer, documents: Sequence[str], block_size: int, ends: Sequence[bool], marks: Sequence[bool]
+) -> tuple[list[list[int]], list[list[bool]]]:
+    """``text_blocks`` and, beside each block, a flag per token: its document's ``marks``
+    (a document's EOS carries its mark; each block's leading BOS is False)."""
+    return _cut(tokenizer, documents, block_size, ends, marks)
+
+
+def _cut(tokenizer, documents, block_size, ends, marks) -> tuple[list[list[int]], list[list[bool]]]:
     from ..sentences import prefix_ids
 
     start = prefix_ids(tokenizer)
     sep = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     width = block_size - len(start)
     stream: list[int] = []
-    marks = list(ends) if ends is not None else [True] * len(documents)
-    for ids, end in zip(tokenizer(list(documents), add_special_tokens=False)["input_ids"], marks, strict=True):
+    flags: list[bool] = []
+    ends = list(ends) if ends is not None else [True] * len(documents)
+    marks = list(marks) if marks is not None else [False] * len(documents)
+    ids_of = tokenizer(list(documents), add_special_tokens=False)["input_ids"]
+    for ids, end, mark in zip(ids_of, ends, marks, strict=True):
+        n = len(ids) + (len(sep) if end else 0)
         stream.extend(ids)
         if end:
             stream.extend(sep)
-    return [start + stream[i : i + width] for i in range(0, len(stream) - width + 1, width)]
+        flags.extend([mark] * n)
+    cuts = range(0, len(stream) - width + 1, width)
+    return (
+        [start + stream[i : i + width] for i in cuts],
+        [[False] * len(start) + flags[i : i + width] for i in cuts],
+    )
 
 
 def separator(sentence: str) -> str:

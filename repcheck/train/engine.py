@@ -4,7 +4,8 @@ Gradient accumulation, mixed precision, checkpointing and resuming, and multi-GP
 ``accelerate launch -m repcheck train ...``, DeepSpeed, FSDP) come from Trainer and
 accelerate. What repcheck adds: the batches (``StepBatches``: each item is the whole batch of
 one step, built from the seed and the step number, so a resumed run sees the same batches),
-the losses (``repcheck.train.losses``), and logging of each loss component.
+the losses (``repcheck.train.losses``; with ``--anchor kl`` the MLE steps also run the base
+model: the LoRA adapter switched off, or a frozen copy), and logging of each loss component.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class StepBatches(torch.utils.data.Dataset):
         blocks: Sequence[Sequence[int]],
         pairs: Sequence[tuple[list[int], list[int]]],
         items: int,
+        own: Sequence[Sequence[bool]] | None = None,
     ):
-        self.cfg, self.blocks, self.pairs, self.items = cfg, blocks, pairs, items
+        self.cfg, self.blocks, self.pairs, self.items, self.own = cfg, blocks, pairs, items, own
 
     def __len__(self) -> int:
         return self.items
@@ -63,8 +65,11 @@ class StepBatches(torch.utils.data.Dataset):
                 "starts": [s.start for s in samples],
                 "periods": [s.period for s in samples],
             }
-        rows = [self.blocks[k] for k in rng.integers(len(self.blocks), size=B)]
-        return {"kind": kind, "input_ids": torch.tensor(rows)}
+        picks = rng.integers(len(self.blocks), size=B)
+        item = {"kind": kind, "input_ids": torch.tensor([self.blocks[k] for k in picks])}
+        if kind == "mle" and self.cfg.anchor == "kl" and self.own is not None:
+            item["own"] = torch.tensor([self.own[k] for k in picks])  # [B, T]: the model's own text
+        return item
 
 
 def one_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -85,6 +90,11 @@ class RepetitionTrainer(Trainer):
         self._tokens = 0
         self._since = time.perf_counter()
         self.tokens_seen = 0
+        self._reference = None  # --anchor kl, every weight trained: the base model, frozen before any step
+        if train_config.anchor == "kl" and not hasattr(self.model, "disable_adapter"):
+            import copy
+
+            self._reference = copy.deepcopy(self.model).eval().requires_grad_(False)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         cfg = self.train_config
@@ -95,6 +105,8 @@ class RepetitionTrainer(Trainer):
         logits = model(input_ids=ids, use_cache=False).logits
         if kind == "ditto":
             loss = losses.ditto(logits, ids, inputs["starts"], inputs["periods"], cfg.lam, cfg.sentence_starts)
+        elif kind == "mle" and "own" in inputs:
+            loss = losses.anchored(logits, self._base_logits(model, ids), ids, inputs["own"])
         elif kind == "mle":
             loss = losses.mle(logits, ids)
         elif kind == "ul-token":
@@ -111,6 +123,16 @@ class RepetitionTrainer(Trainer):
         self._parts[kind.replace("-", "_")].append(loss.item())
         self._tokens += ids.numel()
         return (loss, None) if return_outputs else loss
+
+    @torch.no_grad()
+    def _base_logits(self, model, ids: torch.Tensor) -> torch.Tensor:
+        """The base model's logits [B, T, V]: the LoRA adapter switched off, or (every weight
+        trained) a frozen copy of the model as it was before the first step."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if hasattr(unwrapped, "disable_adapter"):
+            with unwrapped.disable_adapter():
+                return unwrapped(input_ids=ids, use_cache=False).logits
+        return self._reference(input_ids=ids, use_cache=False).logits
 
     @torch.no_grad()
     def _continue(self, model, blocks: torch.Tensor) -> tuple[torch.Tensor, int]:

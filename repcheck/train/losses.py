@@ -26,6 +26,31 @@ def mle(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     return -logp.gather(-1, y[..., None]).mean()
 
 
+def anchored(
+    logits: torch.Tensor, base_logits: torch.Tensor, input_ids: torch.Tensor, own: torch.Tensor
+) -> torch.Tensor:
+    """MLE whose targets on the model's own text are the base model's whole distribution
+    (repcheck's ``--anchor kl``, not in the papers). At each target position i:
+
+        loss_i = KL(q_i || p_i) = sum_v q_i(v) (log q_i(v) - log p_i(v))   where own[b, i + 1]
+        loss_i = -log p_i(y_i)                                            elsewhere
+
+    with q_i = softmax(base_logits[b, i]) the frozen base model's distribution and p_i the
+    trained model's; averaged over all target positions. MLE on text the base model sampled at
+    temperature 1 estimates the same KL (plus q's entropy, a constant) from one token per
+    position; the exact KL has no sampling noise, and unlike MLE on temperature-0.7 samples it
+    does not sharpen the model. The other tokens (the user's text, asked-for examples) are
+    plain MLE: there the sampled token is the right one.
+
+    base_logits: [B, T, V] (no gradient); own: [B, T] bool, aligned with ``input_ids``.
+    """
+    logp, y = _targets(logits, input_ids)
+    nll = -logp.gather(-1, y[..., None]).squeeze(-1)  # [B, T-1]
+    logq = base_logits[:, :-1].float().log_softmax(-1)  # [B, T-1, V]
+    kl = (logq.exp() * (logq - logp)).sum(-1)  # [B, T-1]
+    return torch.where(own[:, 1:], kl, nll).mean()
+
+
 def ditto(
     logits: torch.Tensor,
     input_ids: torch.Tensor,

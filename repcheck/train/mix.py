@@ -10,7 +10,9 @@
 * **MLE text**: the training documents plus ``legit_mix`` examples of asked-for repetition per
   document (``templates``, content from training sentences) and, for a ``plain_mix`` share of
   the chat-formatted documents, their plain text as well (no end-of-turn token after it), in a
-  seeded order, as one stream cut into blocks.
+  seeded order, as one stream cut into blocks; each token marked where it is the model's own
+  text (its answers, their plain text), which ``--anchor kl`` holds to the base model's
+  distribution instead of training on the sampled token.
 * **DITTO samples**: from the training documents' plain text only: an asked-for copy is never
   a pseudo-repetitive sample.
 """
@@ -26,7 +28,7 @@ import numpy as np
 from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .config import TrainConfig
-from .data import check_corpus, read_corpus, repetition_pairs, sentences_of, split_corpus, text_blocks
+from .data import check_corpus, marked_blocks, read_corpus, repetition_pairs, sentences_of, split_corpus
 from .templates import examples
 
 
@@ -35,11 +37,13 @@ class Document:
     plain: str  # the text itself (an answer, a paragraph)
     training: str  # what MLE trains on (the answer with its request where the model chats)
     ends: bool = True  # an EOS token follows it in the MLE stream (not where the text ends itself)
+    own: bool = False  # the model's own text (``--anchor kl`` anchors it to the base model)
 
 
 @dataclass
 class TrainingData:
     blocks: list[list[int]]  # MLE blocks
+    own: list[list[bool]]  # per block and token: the model's own text (not the user's, not an asked-for example)
     pairs: list[tuple[list[int], list[int]]]  # DITTO (prefix, copy) pairs
     held_out: list[str]  # plain documents for the final evaluation
     validation: list[str]  # plain documents for the step selection
@@ -64,7 +68,7 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         own = self_generated(
             model, cfg.self_samples, cfg.self_new_tokens, cfg.seed, progress=progress, sampling=cfg.self_sampling
         )
-        docs += [Document(a, t, ends=False) for a, t in zip(own.answers, own.documents, strict=True)]
+        docs += [Document(a, t, ends=False, own=True) for a, t in zip(own.answers, own.documents, strict=True)]
         info["sources"].append({"self_generated": own.to_dict()})
     split = split_corpus(list(range(len(docs))), cfg.eval_fraction, cfg.seed)
     held = [docs[i] for i in split.held_out]
@@ -77,14 +81,14 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     from ..prompts import has_chat_template
 
     chat = has_chat_template(tok)
-    mle_docs = [(d.training, d.ends) for d in train] + [(e.text(tok), not chat) for e in asked_train]
+    mle_docs = [(d.training, d.ends, d.own) for d in train] + [(e.text(tok), not chat, False) for e in asked_train]
     # the plain text of chat-formatted documents too: DITTO's samples are plain text, and a model
     # that only ever sees plain text in them learns to end its turn after any sentence there
     chatted = [d for d in train if d.training != d.plain]
     picked = np.random.default_rng([cfg.seed, 5]).permutation(len(chatted))[: round(cfg.plain_mix * len(chatted))]
-    mle_docs += [(chatted[i].plain + "\n\n", False) for i in sorted(picked)]
-    order = np.random.default_rng([cfg.seed, 3]).permutation(len(mle_docs))
-    blocks = text_blocks(tok, [mle_docs[i][0] for i in order], cfg.block_size, [mle_docs[i][1] for i in order])
+    mle_docs += [(chatted[i].plain + "\n\n", False, chatted[i].own) for i in sorted(picked)]
+    texts, ends, own = zip(*(mle_docs[i] for i in np.random.default_rng([cfg.seed, 3]).permutation(len(mle_docs))))
+    blocks, own_tokens = marked_blocks(tok, texts, cfg.block_size, ends, own)
     pairs = (
         repetition_pairs(tok, [d.plain for d in train], cfg.block_size, free_copies=cfg.free_copies)
         if cfg.method == "ditto"
@@ -108,10 +112,12 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         plain_documents=len(picked),
         train_blocks=len(blocks),
         train_tokens=len(blocks) * cfg.block_size,
+        own_tokens=sum(map(sum, own_tokens)),
         repetition_pairs=len(pairs),
     )
     return TrainingData(
         blocks=blocks,
+        own=own_tokens,
         pairs=pairs,
         held_out=[d.plain for d in evaluation],
         validation=[d.plain for d in validation],

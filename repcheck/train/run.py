@@ -164,7 +164,7 @@ def train(
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     state.wait_for_everyone()
 
-    trainer = _trainer(cfg, trainable, blocks, pairs, out, flags, device, progress, selection)
+    trainer = _trainer(cfg, trainable, blocks, pairs, out, flags, device, progress, selection, data.own)
     started = time.perf_counter()
     model.model.train()
     try:
@@ -261,7 +261,7 @@ def _selection(cfg: TrainConfig, tokenizer, data, progress):
     return Selection(valid, cfg.select_every, cfg.select_margin, cfg.patience, progress, Path(cfg.out) / "log.jsonl")
 
 
-def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: str, progress, selection=None):
+def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: str, progress, selection=None, own=None):
     from transformers import PrinterCallback, TrainingArguments
 
     from .engine import RepetitionTrainer, ReportCallback, StepBatches, one_batch
@@ -290,7 +290,7 @@ def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: s
         max_grad_norm=1.0,
         **flags,
     )
-    dataset = StepBatches(cfg, blocks, pairs, items=cfg.steps * cfg.grad_accum)
+    dataset = StepBatches(cfg, blocks, pairs, items=cfg.steps * cfg.grad_accum, own=own)
     trainer = RepetitionTrainer(
         model=model,
         args=args,

@@ -252,3 +252,32 @@ def test_plain_mix_adds_the_plain_text_of_chat_documents(chat_llama, corpus, tmp
     # every chat-formatted training document (the corpus' own are plain already) once more, as plain text
     assert without.info["plain_documents"] == 0 and 0 < with_plain.info["plain_documents"] <= chatted
     assert len(with_plain.blocks) > len(without.blocks)
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_anchor_kl_scores_own_text_against_the_base_model(chat_llama, corpus, tmp_path, monkeypatch, lora):
+    """With --anchor kl every MLE step's targets on the model's own text come from the base
+    model as it was before training (the adapter off, or a frozen copy), at every step."""
+    from transformers import AutoModelForCausalLM
+
+    from repcheck.train import losses
+
+    base = AutoModelForCausalLM.from_pretrained(chat_llama).eval()
+    seen = []
+    real = losses.anchored
+
+    def spy(logits, base_logits, ids, own):
+        with torch.no_grad():
+            want = base(input_ids=ids).logits
+        seen.append((torch.allclose(base_logits, want, atol=1e-4), int(own.sum())))
+        return real(logits, base_logits, ids, own)
+
+    monkeypatch.setattr(losses, "anchored", spy)
+    cfg = dict(self_samples=8, self_new_tokens=16, self_sampling="temperature=1.0", anchor="kl", rep_rate=0.5)
+    extra = dict(lora_rank=4, learning_rate=1e-2) if lora else {}
+    r = train(config(chat_llama, corpus, tmp_path / "kl", steps=8, lora=lora, select_every=0, **cfg, **extra))
+    assert r.report["data"]["own_tokens"] > 0
+    assert seen and all(same for same, _ in seen), seen  # the base model's logits, step after step
+    assert any(n > 0 for _, n in seen)  # own text reached the KL
+    moved = AutoModelForCausalLM.from_pretrained(r.out)
+    assert not all(torch.equal(a, b) for a, b in zip(moved.state_dict().values(), base.state_dict().values()))

@@ -22,6 +22,32 @@ def test_mle_is_the_mean_nll():
     assert losses.mle(logits, ids).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_anchored_is_kl_on_own_tokens_and_nll_elsewhere():
+    # input [0, 1, 2, 0]: targets 1, 2, 0. Token 1 and token 3 are the model's own text, so
+    # targets 0 and 2 are scored by KL(q || p); target 1 (token 2) by its NLL.
+    p = [[0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1], [1 / 3] * 3]
+    q = [[0.3, 0.4, 0.3], [0.5, 0.25, 0.25], [0.7, 0.2, 0.1], [1 / 3] * 3]
+    ids = torch.tensor([[0, 1, 2, 0]])
+    own = torch.tensor([[False, True, False, True]])
+    logits = logits_for(p).requires_grad_(True)
+    loss = losses.anchored(logits, logits_for(q), ids, own)
+
+    def kl(a, b):
+        return sum(x * math.log(x / y) for x, y in zip(a, b))
+
+    expected = (kl(q[0], p[0]) - math.log(0.8) + kl(q[2], p[2])) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    # where the model already is the base model, its own text costs nothing and pulls nowhere
+    same = logits_for(q).requires_grad_(True)
+    zero = losses.anchored(same, logits_for(q), ids, torch.ones_like(own))
+    zero.backward()
+    assert zero.item() == pytest.approx(0.0, abs=1e-6) and same.grad.abs().max() < 1e-6
+    # nothing marked: plain MLE
+    assert losses.anchored(logits, logits_for(q), ids, torch.zeros_like(own)).item() == pytest.approx(
+        losses.mle(logits, ids).item(), rel=1e-6
+    )
+
+
 def test_ditto_by_hand_and_its_stop_gradient():
     """Period L = 2 starting at target 2: positions 2 and 3 are compared with 0 and 1."""
     # target probabilities p_i of input [0, 1, 0, 1, 0]: targets are 1, 0, 1, 0

@@ -76,6 +76,26 @@ def test_free_copies_move_the_penalty_to_a_later_copy():
     assert once.input_ids == paper.input_ids and once.start == paper.start + 2  # one copy later
 
 
+def test_marked_blocks_carry_each_documents_mark_through_the_cut():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from repcheck.train.data import marked_blocks, text_blocks
+
+    words = ["[UNK]", "<s>", "</s>", "a", "b", "c", "d", "e"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    t = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+    docs, ends, marks = ["a b c", "d e", "a a a a"], [True, False, True], [True, False, True]
+    blocks, flags = marked_blocks(t, docs, 4, ends, marks)
+    assert blocks == text_blocks(t, docs, 4, ends)  # the same cut
+    # stream: a b c </s> | d e | a a a a </s>; width 3 after each block's <s>
+    assert [t.convert_ids_to_tokens(b) for b in blocks] == [
+        ["<s>", "a", "b", "c"], ["<s>", "</s>", "d", "e"], ["<s>", "a", "a", "a"],
+    ]  # fmt: skip
+    assert flags == [[False, True, True, True], [False, True, False, False], [False, True, True, True]]
+
+
 def test_the_separator_of_cjk_is_nothing():
     assert separator("北京是首都。") == "" and separator("Paris is.") == " "
 
