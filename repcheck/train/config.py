@@ -55,6 +55,12 @@ class TrainConfig:
         "Examples of repetition that was asked for (copy, quote, list, code, table, JSON, refrain; from "
         "templates, never the legit suite's cases) per MLE document: they teach that such repetition is right.",
     )
+    asked_plain: float = _f(
+        0.0,
+        "Examples of structure (a list, code, a table, JSON, a song with its chorus; from the same templates) "
+        "per MLE document given as plain text, the answer alone: DITTO's penalty works on plain text, and "
+        "nothing else there shows that a list or a chorus continues (docs/training.md).",
+    )
     plain_mix: float = _f(
         0.0,
         "Share of the chat-formatted training documents also given to MLE as plain text (no template, no "
@@ -177,6 +183,7 @@ class TrainConfig:
                 )
         require_number("legit_mix", self.legit_mix, 0, 4)
         require_number("plain_mix", self.plain_mix, 0, 1)
+        require_number("asked_plain", self.asked_plain, 0, 4)
         if self.anchor not in ANCHORS:
             raise RepcheckError(f"unknown anchor {self.anchor!r}; choose one of {', '.join(ANCHORS)}", param="anchor")
         require_int("free_copies", self.free_copies, 0)

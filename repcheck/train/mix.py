@@ -9,7 +9,8 @@
   final evaluation never sees what chose the step).
 * **MLE text**: the training documents plus ``legit_mix`` examples of asked-for repetition per
   document (``templates``, content from training sentences) and, for a ``plain_mix`` share of
-  the chat-formatted documents, their plain text as well (no end-of-turn token after it), in a
+  the chat-formatted documents, their plain text as well (no end-of-turn token after it), and
+  ``asked_plain`` examples of structure per document as their answer alone, in a
   seeded order, as one stream cut into blocks; each token marked where it is the model's own
   text (its answers, their plain text), which ``--anchor kl`` holds to the base model's
   distribution instead of training on the sampled token.
@@ -29,7 +30,7 @@ from ..errors import RepcheckError
 from ..progress import ProgressCallback
 from .config import TrainConfig
 from .data import check_corpus, marked_blocks, read_corpus, repetition_pairs, sentences_of, split_corpus
-from .templates import examples
+from .templates import STRUCTURES, examples
 
 
 @dataclass
@@ -87,6 +88,9 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     chatted = [d for d in train if d.training != d.plain]
     picked = np.random.default_rng([cfg.seed, 5]).permutation(len(chatted))[: round(cfg.plain_mix * len(chatted))]
     mle_docs += [(chatted[i].plain + "\n\n", False, chatted[i].own) for i in sorted(picked)]
+    n_plain = round(cfg.asked_plain * len(train))
+    plain_examples = examples(n_plain, train_sentences, cfg.seed + 2, STRUCTURES) if n_plain else []
+    mle_docs += [(e.plain + "\n\n", False, False) for e in plain_examples]
     texts, ends, own = zip(*(mle_docs[i] for i in np.random.default_rng([cfg.seed, 3]).permutation(len(mle_docs))))
     blocks, own_tokens = marked_blocks(tok, texts, cfg.block_size, ends, own)
     pairs = (
@@ -110,6 +114,7 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         validation_documents=len(validation),
         asked_for_examples=len(asked_train),
         plain_documents=len(picked),
+        plain_examples=len(plain_examples),
         train_blocks=len(blocks),
         train_tokens=len(blocks) * cfg.block_size,
         own_tokens=sum(map(sum, own_tokens)),

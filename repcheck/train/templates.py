@@ -8,7 +8,9 @@ text, words, numbers. None is a test case of the suite (``repcheck/sample_prompt
 a test checks that no prompt coincides). An example is a request and its one right answer,
 rendered through the model's chat template when it has one (``Example.text``), else written as
 plain text; it joins the MLE half of training as one more document, never a DITTO sample, so
-the repetition penalty never sees a copy that was asked for.
+the repetition penalty never sees a copy that was asked for. The structures among them (a list,
+code, a table, JSON, a song) also come as their answer alone, in plain text (``--asked-plain``):
+DITTO's samples are plain text, and so are the completions of the suite's plain-prompt cases.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import numpy as np
 from ..errors import RepcheckError
 
 CATEGORIES = ("copy", "quote", "list", "code", "table", "json", "refrain", "again")
+#: categories whose answer alone is a structure that repeats itself rightly in plain text too (a
+#: list, a function's branches, table rows, a JSON array, a song with its chorus); a copy's
+#: answer alone would be unasked-for repetition
+STRUCTURES = ("list", "code", "table", "json", "refrain")
 WORDS = (
     "apple river stone cloud lamp garden window paper violin harbor mountain candle forest meadow bridge "
     "comet lantern pepper marble orchard island feather silver tiger velvet canyon ribbon harvest pebble"
@@ -47,6 +53,11 @@ class Example:
             messages = [{"role": "user", "content": self.request}, {"role": "assistant", "content": self.answer}]
             return tokenizer.apply_chat_template(messages, tokenize=False)
         return f"{self.request}\n{self.answer}"
+
+    @property
+    def plain(self) -> str | None:
+        """The answer alone as plain running text, where it is a structure (``STRUCTURES``)."""
+        return self.answer if self.category in STRUCTURES else None
 
 
 Template = Callable[[np.random.Generator, Sequence[str]], Example]
@@ -133,13 +144,13 @@ TEMPLATES: dict[str, Template] = {
 }  # fmt: skip
 
 
-def examples(n: int, sentences: Sequence[str], seed: int) -> list[Example]:
-    """``n`` examples, the categories in turn, content drawn from ``sentences`` (seeded)."""
+def examples(n: int, sentences: Sequence[str], seed: int, categories: Sequence[str] = CATEGORIES) -> list[Example]:
+    """``n`` examples, the ``categories`` in turn, content drawn from ``sentences`` (seeded)."""
     usable = [s for s in sentences if 20 <= len(s) <= 200]
     if n and len(usable) < 3:
         raise RepcheckError("legitimate-repetition examples need at least 3 sentences of 20-200 characters")
     rng = np.random.default_rng([seed, 7])
-    return [TEMPLATES[CATEGORIES[i % len(CATEGORIES)]](rng, usable) for i in range(n)]
+    return [TEMPLATES[categories[i % len(categories)]](rng, usable) for i in range(n)]
 
 
-__all__ = ["CATEGORIES", "Example", "TEMPLATES", "examples"]
+__all__ = ["CATEGORIES", "STRUCTURES", "Example", "TEMPLATES", "examples"]

@@ -241,7 +241,7 @@ def test_validation_scores_each_sequence_as_it_would_be_alone(tiny_llama_model, 
         torch.testing.assert_close(lp, want, atol=1e-4, rtol=1e-4)
 
 
-def test_plain_mix_adds_the_plain_text_of_chat_documents(chat_llama, corpus, tmp_path):
+def test_plain_mix_and_asked_plain_add_plain_text(chat_llama, corpus, tmp_path):
     from repcheck.train.mix import gather
 
     model = load_model(str(chat_llama), device="cpu")
@@ -252,6 +252,13 @@ def test_plain_mix_adds_the_plain_text_of_chat_documents(chat_llama, corpus, tmp
     # every chat-formatted training document (the corpus' own are plain already) once more, as plain text
     assert without.info["plain_documents"] == 0 and 0 < with_plain.info["plain_documents"] <= chatted
     assert len(with_plain.blocks) > len(without.blocks)
+    structures = gather(config(chat_llama, corpus, tmp_path / "c", asked_plain=0.5, **cfg), model)
+    assert structures.info["plain_examples"] == round(0.5 * structures.info["train_documents"]) > 0
+    assert without.info["plain_examples"] == 0 and len(structures.blocks) > len(without.blocks)
+    # none of them is the model's own text (--anchor kl leaves them to MLE): the own tokens stay
+    # those of the answers, less at most the stream's cut-off tail (under one block)
+    own_before, own_after = sum(map(sum, without.own)), sum(map(sum, structures.own))
+    assert own_before > 0 and abs(own_after - own_before) < 64
 
 
 @pytest.mark.parametrize("lora", [True, False])

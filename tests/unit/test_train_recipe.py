@@ -47,6 +47,19 @@ def test_no_template_request_is_a_legit_suite_case():
         assert e.request.strip() not in asked and e.request not in texts
 
 
+def test_structure_examples_are_their_answer_alone():
+    from repcheck.train.templates import STRUCTURES
+
+    got = examples(10, SENTENCES, seed=3, categories=STRUCTURES)
+    assert [e.category for e in got] == list(STRUCTURES) * 2
+    for e in got:
+        assert e.plain == e.answer and e.answer not in e.request  # the whole structure, not the request
+    refrain = next(e for e in got if e.category == "refrain")
+    chorus = refrain.plain.split("Chorus: ")[1].split("\n")[0]
+    assert refrain.plain.count(chorus) == 2  # the chorus comes back, as a refrain does
+    assert all(e.plain is None for e in examples(8, SENTENCES, seed=3) if e.category in ("copy", "quote", "again"))
+
+
 def test_examples_are_seeded():
     assert examples(10, SENTENCES, 1) == examples(10, SENTENCES, 1) != examples(10, SENTENCES, 2)
 
