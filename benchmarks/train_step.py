@@ -2,7 +2,8 @@
 (on a GPU) peak memory.
 
 The default TrainConfig (DITTO on a rank-16 LoRA adapter, --no-lora: every weight; batch 4 x
-128 tokens, half the steps DITTO's, half MLE) and
+128 tokens, half the steps DITTO's, half MLE, whose tokens count as the model's own text, so
+that --anchor kl adds the base model's forward pass) and
 --method mle for the same input ids, at --precision (auto: bf16 on GPUs and AMX CPUs), on the
 shipped corpus (the data's values do not change a step's cost). --random-init builds a model
 of --model's architecture with random weights (what a GPU machine without the weights can
@@ -11,6 +12,7 @@ the same tokenizer, for what to expect on a larger model. Warm-up steps are not 
 
 Usage: python benchmarks/train_step.py [--model smollm2-135m] [--device auto] [--precision auto]
        [--random-init] [--shape 1b] [--steps 20] [--warmup 5] [--batch-size 4] [--no-lora]
+       [--anchor mle|kl]
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--no-lora", dest="lora", action="store_false", help="train every weight, not a LoRA adapter")
+    ap.add_argument("--anchor", choices=("mle", "kl"), help="the MLE steps' anchor (default: the recipe's)")
     args = ap.parse_args()
 
     import torch
@@ -106,11 +109,12 @@ def main() -> None:
     precision = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32"
     # the default recipe (a LoRA adapter on every linear layer; --no-lora: every weight), wrapped once
     recipe = TrainConfig(
-        batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0, lora=args.lora
-    ).validate()
+        batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0, lora=args.lora,
+        **({"anchor": args.anchor} if args.anchor else {}),
+    ).validate()  # fmt: skip
     mode = f"a LoRA adapter (rank {recipe.lora_rank}, every linear layer)" if recipe.lora else "every weight"
     print(f"{params / 1e6:.0f} M parameters{' (random weights)' if spec != args.model else ''}, {precision}, {where}; "
-          f"training {mode}")  # fmt: skip
+          f"training {mode}, MLE steps anchored by {recipe.anchor}")  # fmt: skip
     split = split_corpus(read_corpus(), 0.05, 0)
     trainable = _wrap_lora(model.model, recipe) if recipe.lora else model.model
     for method in ("ditto", "mle"):
@@ -122,7 +126,10 @@ def main() -> None:
             use_cpu=not on_cuda, report_to=[], disable_tqdm=True, save_strategy="no", remove_unused_columns=False,
             logging_steps=10**6, learning_rate=cfg.learning_rate, **flags,
         )  # fmt: skip
-        batches = StepBatches(cfg, blocks, pairs, cfg.steps)
+        own = [[True] * cfg.block_size] * len(
+            blocks
+        )  # timed as the model's own text (--anchor kl: the base's pass too)
+        batches = StepBatches(cfg, blocks, pairs, cfg.steps, own=own)
         clock = Clock(on_cuda)
         trainer = RepetitionTrainer(
             model=trainable, args=targs, train_dataset=batches, data_collator=one_batch, train_config=cfg,
