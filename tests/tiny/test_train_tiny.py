@@ -186,6 +186,8 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
         (["--no-merge", "--no-lora"], "--no-merge goes with LoRA"),
         (["--resume", "--overwrite"], "not both"),
         (["--free-copies", "-1"], "--free-copies"),
+        (["--anchor", "magic"], "--anchor"),
+        (["--asked-plain", "5"], "--asked-plain"),
         (["--self-sampling", "greedy"], "does not sample"),
         (["--self-sampling", "temperature="], "malformed setting"),
     ],
