@@ -54,6 +54,7 @@ CONFIGS: dict[str, dict] = {
     "lora-kl-plain": {"anchor": "kl", "plain_mix": 1.0},
     "lora-kl-inner-plain": {"anchor": "kl", "plain_mix": 1.0, "sentence_starts": False},
     "lora-kl-plain-structures": {"anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5},
+    "lora-kl-spare-plain-structures": {"anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5, "spare_ends": True},
     "lora-kl-inner-plain-structures": {"anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5, "sentence_starts": False},
     "full": FULL,
     "full-lam0.5": {**FULL, "lam": 0.5},

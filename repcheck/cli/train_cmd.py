@@ -46,6 +46,7 @@ def train_command(
     sentence_starts: Annotated[
         bool, field_opt("sentence_starts", "--sentence-starts/--no-sentence-starts")
     ] = D.sentence_starts,
+    spare_ends: Annotated[bool, field_opt("spare_ends", "--spare-ends/--no-spare-ends")] = D.spare_ends,
     rep_rate: Annotated[float, field_opt("rep_rate", "--rep-rate")] = D.rep_rate,
     alpha: Annotated[float, field_opt("alpha", "--alpha")] = D.alpha,
     gamma: Annotated[float, field_opt("gamma", "--gamma")] = D.gamma,
@@ -105,6 +106,7 @@ def train_command(
         lam=lam,
         free_copies=free_copies,
         sentence_starts=sentence_starts,
+        spare_ends=spare_ends,
         rep_rate=rep_rate,
         alpha=alpha,
         gamma=gamma,

@@ -100,6 +100,11 @@ class TrainConfig:
         "DITTO: penalize the first token of every later copy too (the paper's); off, the penalty starts after "
         "each copy's first token, where the end of the turn is not the only way out (docs/training.md).",
     )
+    spare_ends: bool = _f(
+        False,
+        "DITTO: leave the end-of-text and end-of-turn tokens out of the penalty's softmax, so that the "
+        "probability it takes from a repeated token never goes to ending the answer (docs/training.md).",
+    )
     rep_rate: float = _f(0.5, "Share of DITTO (or ul-seq) steps; the others are MLE steps.")
     alpha: float = _f(1.0, "Token-level unlikelihood weight (>= 0).")
     gamma: float = _f(0.2, "ScaleGrad's scale of novel tokens, in (0, 1].")

@@ -142,6 +142,24 @@ def _cut(tokenizer, documents, block_size, ends, marks) -> tuple[list[list[int]]
     )
 
 
+def end_tokens(tokenizer) -> list[int]:
+    """The ids that end a text or a turn: EOS, the special tokens whose name says end
+    (``<|endoftext|>``, ``<|end_of_text|>``, ``<end_of_turn>``), and those that close an
+    assistant turn of the chat template where the model has one (``<|im_end|>``, ``<|eot_id|>``)."""
+    from ..prompts import has_chat_template
+
+    ids = {tokenizer.eos_token_id} - {None}
+    named = [t for t in tokenizer.all_special_tokens if "end" in t.lower() or t in ("</s>", "<eos>")]
+    ids |= set(tokenizer.convert_tokens_to_ids(named))
+    if has_chat_template(tokenizer):
+        turn = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], tokenize=False
+        )
+        tail = tokenizer(turn[turn.rindex("b") + 1 :], add_special_tokens=False)["input_ids"]
+        ids |= set(tail) & set(tokenizer.all_special_ids)
+    return sorted(ids)
+
+
 def separator(sentence: str) -> str:
     """What joins a sentence to the one before it in running text: nothing before CJK, else a space."""
     first = sentence[:1]

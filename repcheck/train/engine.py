@@ -82,9 +82,10 @@ class RepetitionTrainer(Trainer):
     """Trainer whose loss is the method's (``repcheck.train.losses``), with each component
     logged (``loss_ditto``, ``loss_mle``, ``loss_ul``, ...) and tokens per second."""
 
-    def __init__(self, *args, train_config: TrainConfig, **kwargs):
+    def __init__(self, *args, train_config: TrainConfig, spared: Sequence[int] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.train_config = train_config
+        self.spared = list(spared)  # --spare-ends: the end tokens, out of DITTO's softmax
         self.model_accepts_loss_kwargs = False  # our loss is a mean: Trainer divides by accumulation
         self._parts: dict[str, list[float]] = defaultdict(list)
         self._tokens = 0
@@ -104,7 +105,9 @@ class RepetitionTrainer(Trainer):
             ids, start = self._continue(model, ids)
         logits = model(input_ids=ids, use_cache=False).logits
         if kind == "ditto":
-            loss = losses.ditto(logits, ids, inputs["starts"], inputs["periods"], cfg.lam, cfg.sentence_starts)
+            loss = losses.ditto(
+                logits, ids, inputs["starts"], inputs["periods"], cfg.lam, cfg.sentence_starts, self.spared
+            )
         elif kind == "mle" and "own" in inputs:
             loss = losses.anchored(logits, self._base_logits(model, ids), ids, inputs["own"])
         elif kind == "mle":

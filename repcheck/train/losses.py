@@ -58,6 +58,7 @@ def ditto(
     periods: Sequence[int],
     lam: float = 0.5,
     sentence_starts: bool = True,
+    spared: Sequence[int] = (),
 ) -> torch.Tensor:
     """DITTO's sentence-level repetition penalty (Xu et al. 2022, Eq. 4;
     ``fairseq/custom/repetetion_penalty_accum_loss.py``, ``compute_loss`` with ``loss_type='nl'``
@@ -76,7 +77,15 @@ def ditto(
     first token of a later copy, i = start - 1 + m * L (m >= 1): after a finished sentence the
     only way to lower the copy's probability that the rest of the text never punishes is the
     end of the turn, and a chat model learns to take it.
+
+    ``spared`` (not the paper's; repcheck's ``--spare-ends``): token ids left out of the softmax
+    that p is computed with, the end-of-text and end-of-turn tokens. Their logits get no
+    gradient, so the probability the penalty takes from a repeated token goes to the text's
+    other continuations, never to ending (running text, which DITTO's samples are, does not end
+    there). A target among them would count as p = 0.
     """
+    if spared:
+        logits = logits.index_fill(-1, torch.tensor(list(spared), device=logits.device), float("-inf"))
     logp, y = _targets(logits, input_ids)
     p = logp.gather(-1, y[..., None]).squeeze(-1).exp()  # [B, T-1]
     total, count = p.new_zeros(()), 0

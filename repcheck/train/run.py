@@ -23,7 +23,7 @@ from ..errors import RepcheckError
 from ..outputs import missing_dirs, remove_if_empty, remove_previous_run
 from ..progress import ProgressCallback
 from .config import TrainConfig
-from .data import text_blocks
+from .data import end_tokens, text_blocks
 from .evaluate import EvalSet, evaluate
 
 #: Working files of a run in progress (besides the final checkpoint and report).
@@ -139,7 +139,6 @@ def train(
             f"block_size {cfg.block_size} exceeds the model's context of {model.context_length}", param="block_size"
         )
     data = gather(cfg, model, progress)
-    blocks, pairs = data.blocks, data.pairs
     eval_set = EvalSet.build(tok, data.held_out, cfg, model.context_length)
     selection = _selection(cfg, tok, data, progress)
     trainable = _wrap_lora(model.model, cfg) if cfg.lora else model.model
@@ -164,7 +163,7 @@ def train(
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     state.wait_for_everyone()
 
-    trainer = _trainer(cfg, trainable, blocks, pairs, out, flags, device, progress, selection, data.own)
+    trainer = _trainer(cfg, trainable, tok, data, out, flags, device, progress, selection)
     started = time.perf_counter()
     model.model.train()
     try:
@@ -261,7 +260,7 @@ def _selection(cfg: TrainConfig, tokenizer, data, progress):
     return Selection(valid, cfg.select_every, cfg.select_margin, cfg.patience, progress, Path(cfg.out) / "log.jsonl")
 
 
-def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: str, progress, selection=None, own=None):
+def _trainer(cfg: TrainConfig, model, tokenizer, data, out: Path, flags, device: str, progress, selection=None):
     from transformers import PrinterCallback, TrainingArguments
 
     from .engine import RepetitionTrainer, ReportCallback, StepBatches, one_batch
@@ -290,8 +289,9 @@ def _trainer(cfg: TrainConfig, model, blocks, pairs, out: Path, flags, device: s
         max_grad_norm=1.0,
         **flags,
     )
-    dataset = StepBatches(cfg, blocks, pairs, items=cfg.steps * cfg.grad_accum, own=own)
+    dataset = StepBatches(cfg, data.blocks, data.pairs, items=cfg.steps * cfg.grad_accum, own=data.own)
     trainer = RepetitionTrainer(
+        spared=end_tokens(tokenizer) if cfg.spare_ends else (),
         model=model,
         args=args,
         train_dataset=dataset,

@@ -74,6 +74,24 @@ def test_ditto_by_hand_and_its_stop_gradient():
     assert inner.item() == pytest.approx(-math.log(1 - abs(0.5 - lam * 0.4)), rel=1e-5)
 
 
+def test_ditto_spares_the_end_tokens():
+    """With token 2 spared, p is computed over tokens 0 and 1 only, and token 2's logit gets no
+    gradient: the penalty cannot move probability to it."""
+    rows = [[0.3, 0.5, 0.2], [0.6, 0.2, 0.2], [0.2, 0.4, 0.4], [0.5, 0.25, 0.25], [1 / 3] * 3]
+    logits = logits_for(rows).requires_grad_(True)
+    ids = torch.tensor([[0, 1, 0, 1, 0]])  # targets 1, 0, 1, 0; period 2 from target 2
+    lam = 0.9
+    loss = losses.ditto(logits, ids, starts=[2], periods=[2], lam=lam, spared=[2])
+    p = [0.5 / 0.8, 0.6 / 0.8, 0.4 / 0.6, 0.5 / 0.75]  # renormalized over tokens 0 and 1
+    expected = (-math.log(1 - abs(p[2] - lam * p[0])) - math.log(1 - abs(p[3] - lam * p[1]))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert logits.grad[0, :, 2].abs().max() == 0 and logits.grad[0, 2:4, :2].abs().sum() > 0
+    plain = logits_for(rows).requires_grad_(True)
+    losses.ditto(plain, ids, starts=[2], periods=[2], lam=lam).backward()
+    assert plain.grad[0, 2:4, 2].abs().sum() > 0  # the paper's: the end token takes its share
+
+
 def test_unlikelihood_token_by_hand():
     # input [0, 1, 0, 2]: targets 1, 0, 2. Candidates: position 1 (target 0) -> {1};
     # position 2 (target 2) -> {1, 0}; position 0 -> none.

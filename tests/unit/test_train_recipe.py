@@ -213,3 +213,24 @@ def test_instructions_are_distinct_and_seeded(n):
     assert len(set(a)) == n and a == instructions(n, 0)
     prompts = {line.strip() for line in open("sample_prompts/open_ended.txt", encoding="utf-8")}
     assert not set(a) & prompts
+
+
+def test_end_tokens_are_eos_the_turns_end_and_named_ends():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from repcheck.train.data import end_tokens
+
+    words = ["[UNK]", "</s>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<sep>", "a", "b", "user", "assistant"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    t = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="</s>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<sep>"],
+    )
+    assert end_tokens(t) == [1, 3, 4]  # no template: EOS and the names that say end
+    t.chat_template = (
+        "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <sep> <|im_end|> {% endfor %}"
+    )
+    assert end_tokens(t) == [1, 3, 4, 5]  # the turn closes with <sep> <|im_end|>; never <|im_start|>
