@@ -37,25 +37,32 @@ from pathlib import Path
 from repcheck.cpu import describe_cpu
 
 #: name -> TrainConfig overrides. "ditto" is the default recipe (a rank-16 LoRA adapter at
-#: learning rate 5e-4) and "mle" its control; the "lora-" group is the sweep that chose it; the
-#: "full-" group trains every weight (the earlier default and its sweep); the last group the
-#: other methods at their defaults of the time (every weight).
-FULL = {"lora": False}  # learning rate 5e-5
+#: learning rate 5e-4, the model's own text anchored to the base by KL) and "mle" its control;
+#: the "lora-" group is the sweep that chose it; the "full-" group trains every weight (the
+#: earlier default and its sweep); the last group the other methods at their defaults of the
+#: time (every weight, MLE anchor).
+#: the LoRA recipe before the anchor (MLE on the model's sampled answers, DITTO's sentence
+#: starts penalized, no plain text, 200 steps): the base of the "lora-" sweep
+MLE_ANCHOR = {"anchor": "mle", "plain_mix": 0.0, "asked_plain": 0.0, "sentence_starts": True, "steps": 200}
+FULL = {**MLE_ANCHOR, "lora": False}  # every weight, learning rate 5e-5
 CONFIGS: dict[str, dict] = {
     "ditto": {},
     "mle": {"method": "mle"},
-    "lora-2e-4": {"learning_rate": 2e-4},
-    "lora-pure": {"self_sampling": "temperature=1.0"},
-    "lora-free1": {"free_copies": 1},
-    "lora-plain": {"plain_mix": 1.0},
-    "lora-inner": {"sentence_starts": False},
-    "lora-inner-pure": {"sentence_starts": False, "self_sampling": "temperature=1.0"},
-    "lora-kl": {"anchor": "kl"},
-    "lora-kl-plain": {"anchor": "kl", "plain_mix": 1.0},
-    "lora-kl-inner-plain": {"anchor": "kl", "plain_mix": 1.0, "sentence_starts": False},
-    "lora-kl-plain-structures": {"anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5},
-    "lora-kl-spare-plain-structures": {"anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5, "spare_ends": True},
-    "lora-kl-inner-plain-structures": {"anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5, "sentence_starts": False},
+    "lora-mle-anchor": MLE_ANCHOR,
+    "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
+    "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},
+    "lora-pure": {**MLE_ANCHOR, "self_sampling": "temperature=1.0"},
+    "lora-free1": {**MLE_ANCHOR, "free_copies": 1},
+    "lora-plain": {**MLE_ANCHOR, "plain_mix": 1.0},
+    "lora-inner": {**MLE_ANCHOR, "sentence_starts": False},
+    "lora-inner-pure": {**MLE_ANCHOR, "sentence_starts": False, "self_sampling": "temperature=1.0"},
+    "lora-kl": {**MLE_ANCHOR, "anchor": "kl"},
+    "lora-kl-plain": {**MLE_ANCHOR, "anchor": "kl", "plain_mix": 1.0},
+    "lora-kl-plain-structures": {**MLE_ANCHOR, "anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5},
+    "lora-kl-spare-plain-structures": {**MLE_ANCHOR, "anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5,
+                                       "spare_ends": True},
+    "lora-kl-inner-plain-structures": {**MLE_ANCHOR, "anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5,
+                                       "sentence_starts": False},
     "full": FULL,
     "full-lam0.5": {**FULL, "lam": 0.5},
     "full-asked1": {**FULL, "legit_mix": 1.0},
@@ -68,7 +75,7 @@ CONFIGS: dict[str, dict] = {
     "ul-token": {**FULL, "method": "ul-token"},
     "ul-seq": {**FULL, "method": "ul-seq"},
     "scalegrad": {**FULL, "method": "scalegrad"},
-}
+}  # fmt: skip
 #: the configuration fields that decide the held-out split and the evaluation (equal: one base run)
 DATA_KEYS = ("model", "data", "self_samples", "self_new_tokens", "self_sampling", "seed", "eval_fraction",
              "eval_repeats", "eval_sentences", "eval_prompts", "eval_new_tokens", "eval_legit", "block_size")  # fmt: skip

@@ -56,25 +56,25 @@ class TrainConfig:
         "templates, never the legit suite's cases) per MLE document: they teach that such repetition is right.",
     )
     asked_plain: float = _f(
-        0.0,
+        0.5,
         "Examples of structure (a list, code, a table, JSON, a song with its chorus; from the same templates) "
         "per MLE document given as plain text, the answer alone: DITTO's penalty works on plain text, and "
         "nothing else there shows that a list or a chorus continues (docs/training.md).",
     )
     plain_mix: float = _f(
-        0.0,
+        1.0,
         "Share of the chat-formatted training documents also given to MLE as plain text (no template, no "
         "end-of-turn token): DITTO's samples are plain text, and without plain text in the MLE half the model "
         "learns to end its turn after a sentence of plain text (docs/training.md).",
     )
     anchor: str = _f(
-        "mle",
+        "kl",
         "What the MLE half fits on the model's own text: mle (the sampled tokens) or kl (the base model's whole "
         "next-token distribution at every position: no sharpening, no drift; one more forward pass of the base "
         "model per MLE step). The user's text and asked-for examples are always plain MLE.",
     )
     out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
-    steps: int = _f(200, "Optimizer steps.")
+    steps: int = _f(150, "Optimizer steps (at most: the selection may stop earlier).")
     batch_size: int = _f(4, "Sequences per step (per device).")
     grad_accum: int = _f(1, "Gradient accumulation steps.")
     block_size: int = _f(128, "Tokens per training sequence.")
@@ -96,7 +96,7 @@ class TrainConfig:
         "1: a sentence may be repeated once, as a refrain is, and the penalty starts at the third).",
     )
     sentence_starts: bool = _f(
-        True,
+        False,
         "DITTO: penalize the first token of every later copy too (the paper's); off, the penalty starts after "
         "each copy's first token, where the end of the turn is not the only way out (docs/training.md).",
     )

@@ -111,10 +111,15 @@ def text_blocks(
 
 
 def marked_blocks(
-    tokenizer, documents: Sequence[str], block_size: int, ends: Sequence[bool], marks: Sequence[bool]
+    tokenizer,
+    documents: Sequence[str | Sequence[tuple[str, bool]]],
+    block_size: int,
+    ends: Sequence[bool],
+    marks: Sequence[bool],
 ) -> tuple[list[list[int]], list[list[bool]]]:
-    """``text_blocks`` and, beside each block, a flag per token: its document's ``marks``
-    (a document's EOS carries its mark; each block's leading BOS is False)."""
+    """``text_blocks`` and, beside each block, a flag per token: its document's ``marks``, or,
+    for a document given as (text, flag) segments, each segment's own flag (a document's EOS
+    carries its last flag; each block's leading BOS is False)."""
     return _cut(tokenizer, documents, block_size, ends, marks)
 
 
@@ -124,17 +129,20 @@ def _cut(tokenizer, documents, block_size, ends, marks) -> tuple[list[list[int]]
     start = prefix_ids(tokenizer)
     sep = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     width = block_size - len(start)
-    stream: list[int] = []
-    flags: list[bool] = []
     ends = list(ends) if ends is not None else [True] * len(documents)
     marks = list(marks) if marks is not None else [False] * len(documents)
-    ids_of = tokenizer(list(documents), add_special_tokens=False)["input_ids"]
-    for ids, end, mark in zip(ids_of, ends, marks, strict=True):
-        n = len(ids) + (len(sep) if end else 0)
-        stream.extend(ids)
+    segments = [[(d, m)] if isinstance(d, str) else list(d) for d, m in zip(documents, marks, strict=True)]
+    ids_of = iter(tokenizer([t for doc in segments for t, _ in doc], add_special_tokens=False)["input_ids"])
+    stream: list[int] = []
+    flags: list[bool] = []
+    for doc, end in zip(segments, ends, strict=True):
+        for _, flag in doc:
+            ids = next(ids_of)
+            stream.extend(ids)
+            flags.extend([flag] * len(ids))
         if end:
             stream.extend(sep)
-        flags.extend([mark] * n)
+            flags.extend([doc[-1][1]] * len(sep))
     cuts = range(0, len(stream) - width + 1, width)
     return (
         [start + stream[i : i + width] for i in cuts],

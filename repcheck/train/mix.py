@@ -82,7 +82,9 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     from ..prompts import has_chat_template
 
     chat = has_chat_template(tok)
-    mle_docs = [(d.training, d.ends, d.own) for d in train] + [(e.text(tok), not chat, False) for e in asked_train]
+    mle_docs = [(d.training, d.ends, d.own) for d in train] + [
+        (asked_segments(e, tok), not chat, False) for e in asked_train
+    ]
     # the plain text of chat-formatted documents too: DITTO's samples are plain text, and a model
     # that only ever sees plain text in them learns to end its turn after any sentence there
     chatted = [d for d in train if d.training != d.plain]
@@ -131,6 +133,19 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     )
 
 
+def asked_segments(example, tokenizer) -> list[tuple[str, bool]]:
+    """An asked-for example as MLE text in two segments: the exchange up to the end of the
+    answer (MLE: the answer is right), then what closes the turn (the end-of-turn token),
+    flagged as the model's own, so ``--anchor kl`` leaves where answers end to the base model:
+    short exchanges that all end would otherwise teach the model to end its answers early."""
+    text = example.text(tokenizer)
+    cut = text.rfind(example.answer)
+    if cut < 0 or not text[cut + len(example.answer) :].strip():
+        return [(text, False)]
+    cut += len(example.answer)
+    return [(text[:cut], False), (text[cut:], True)]
+
+
 def request_and_answer(tokenizer, example) -> tuple[str, str]:
     """The rendered request (the assistant's turn opened, where the model chats) and the text
     that completes it into the whole exchange (the answer and the turn's end)."""
@@ -157,4 +172,4 @@ def validation_sentences(tokenizer, documents: Sequence[str], limit: int = 12, m
     return out[:limit]
 
 
-__all__ = ["Document", "TrainingData", "gather", "request_and_answer", "validation_sentences"]
+__all__ = ["Document", "TrainingData", "asked_segments", "gather", "request_and_answer", "validation_sentences"]

@@ -121,7 +121,14 @@ def test_lora_merge_reproduces_the_adapter_model(tiny_llama, corpus, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "method,extra", [("ul-token", {}), ("ul-seq", {}), ("scalegrad", {}), ("ditto", {"free_copies": 1}), ("ditto", {"spare_ends": True})]
+    "method,extra",
+    [
+        ("ul-token", {}),
+        ("ul-seq", {}),
+        ("scalegrad", {}),
+        ("ditto", {"free_copies": 1}),
+        ("ditto", {"spare_ends": True}),
+    ],
 )
 def test_every_method_trains_and_reports(tiny_llama, corpus, tmp_path, method, extra):
     r = train(

@@ -107,6 +107,10 @@ def test_marked_blocks_carry_each_documents_mark_through_the_cut():
         ["<s>", "a", "b", "c"], ["<s>", "</s>", "d", "e"], ["<s>", "a", "a", "a"],
     ]  # fmt: skip
     assert flags == [[False, True, True, True], [False, True, False, False], [False, True, True, True]]
+    # a document in segments: each segment's own flag, the EOS after it the last one's
+    blocks, flags = marked_blocks(t, [[("a b", False), ("c", True)], "d e"], 3, [True, False], [False, True])
+    assert [t.convert_ids_to_tokens(b) for b in blocks] == [["<s>", "a", "b"], ["<s>", "c", "</s>"], ["<s>", "d", "e"]]
+    assert flags == [[False, False, False], [False, True, True], [False, True, True]]
 
 
 def test_the_separator_of_cjk_is_nothing():
