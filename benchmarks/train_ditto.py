@@ -63,6 +63,8 @@ CONFIGS: dict[str, dict] = {
                                        "spare_ends": True},
     "lora-kl-inner-plain-structures": {**MLE_ANCHOR, "anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5,
                                        "sentence_starts": False},
+    "anchor-plain": {"anchor": "plain"},
+    "anchor-plain-control": {"anchor": "plain", "method": "mle"},
     "full": FULL,
     "full-lam0.5": {**FULL, "lam": 0.5},
     "full-asked1": {**FULL, "legit_mix": 1.0},

@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--no-lora", dest="lora", action="store_false", help="train every weight, not a LoRA adapter")
-    ap.add_argument("--anchor", choices=("mle", "kl"), help="the MLE steps' anchor (default: the recipe's)")
+    ap.add_argument("--anchor", choices=("mle", "kl", "plain"), help="the MLE steps' anchor (default: the recipe's)")
     args = ap.parse_args()
 
     import torch

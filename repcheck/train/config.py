@@ -10,7 +10,7 @@ from ..errors import RepcheckError, require_int, require_number
 
 METHODS = ("ditto", "ul-token", "ul-seq", "scalegrad", "mle")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-ANCHORS = ("mle", "kl")
+ANCHORS = ("mle", "kl", "plain")
 #: the default peak learning rates (docs/training.md: the sweep)
 LORA_LEARNING_RATE = 5e-4
 FULL_LEARNING_RATE = 5e-5
@@ -71,7 +71,8 @@ class TrainConfig:
         "kl",
         "What the MLE half fits on the model's own text: mle (the sampled tokens) or kl (the base model's whole "
         "next-token distribution at every position: no sharpening, no drift; one more forward pass of the base "
-        "model per MLE step). The user's text and asked-for examples are always plain MLE.",
+        "model per MLE step; plain: kl on the plain text of its answers only, mle on them as chat). The user's "
+        "text and asked-for examples stay MLE.",
     )
     out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
     steps: int = _f(150, "Optimizer steps (at most: the selection may stop earlier).")

@@ -67,7 +67,7 @@ class StepBatches(torch.utils.data.Dataset):
             }
         picks = rng.integers(len(self.blocks), size=B)
         item = {"kind": kind, "input_ids": torch.tensor([self.blocks[k] for k in picks])}
-        if kind == "mle" and self.cfg.anchor == "kl" and self.own is not None:
+        if kind == "mle" and self.cfg.anchor != "mle" and self.own is not None:
             item["own"] = torch.tensor([self.own[k] for k in picks])  # [B, T]: the model's own text
         return item
 
@@ -92,7 +92,7 @@ class RepetitionTrainer(Trainer):
         self._since = time.perf_counter()
         self.tokens_seen = 0
         self._reference = None  # --anchor kl, every weight trained: the base model, frozen before any step
-        if train_config.anchor == "kl" and not hasattr(self.model, "disable_adapter"):
+        if train_config.anchor != "mle" and not hasattr(self.model, "disable_adapter"):
             import copy
 
             self._reference = copy.deepcopy(self.model).eval().requires_grad_(False)

@@ -82,8 +82,9 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     from ..prompts import has_chat_template
 
     chat = has_chat_template(tok)
-    mle_docs = [(d.training, d.ends, d.own) for d in train] + [
-        (asked_segments(e, tok), not chat, False) for e in asked_train
+    in_chat = cfg.anchor == "kl"  # "plain": the anchor holds the plain text only; chat stays MLE
+    mle_docs = [(d.training, d.ends, d.own and (in_chat or d.training == d.plain)) for d in train] + [
+        (asked_segments(e, tok, in_chat), not chat, False) for e in asked_train
     ]
     # the plain text of chat-formatted documents too: DITTO's samples are plain text, and a model
     # that only ever sees plain text in them learns to end its turn after any sentence there
@@ -133,14 +134,15 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     )
 
 
-def asked_segments(example, tokenizer) -> list[tuple[str, bool]]:
+def asked_segments(example, tokenizer, anchor_end: bool = True) -> list[tuple[str, bool]]:
     """An asked-for example as MLE text in two segments: the exchange up to the end of the
     answer (MLE: the answer is right), then what closes the turn (the end-of-turn token),
     flagged as the model's own, so ``--anchor kl`` leaves where answers end to the base model:
-    short exchanges that all end would otherwise teach the model to end its answers early."""
+    short exchanges that all end would otherwise teach the model to end its answers early.
+    ``anchor_end=False`` (``--anchor plain``, where chat text stays MLE): one MLE segment."""
     text = example.text(tokenizer)
     cut = text.rfind(example.answer)
-    if cut < 0 or not text[cut + len(example.answer) :].strip():
+    if not anchor_end or cut < 0 or not text[cut + len(example.answer) :].strip():
         return [(text, False)]
     cut += len(example.answer)
     return [(text[:cut], False), (text[cut:], True)]
