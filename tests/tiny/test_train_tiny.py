@@ -255,13 +255,13 @@ def test_plain_mix_and_asked_plain_add_plain_text(chat_llama, corpus, tmp_path):
 
     model = load_model(str(chat_llama), device="cpu")
     cfg = dict(self_samples=8, self_new_tokens=16, self_sampling="temperature=1.0")
-    without = gather(config(chat_llama, corpus, tmp_path / "a", **cfg), model)
-    with_plain = gather(config(chat_llama, corpus, tmp_path / "b", plain_mix=1.0, **cfg), model)
+    without = gather(config(chat_llama, corpus, tmp_path / "a", plain_mix=0.0, asked_plain=0.0, **cfg), model)
+    with_plain = gather(config(chat_llama, corpus, tmp_path / "b", plain_mix=1.0, asked_plain=0.0, **cfg), model)
     chatted = with_plain.info["sources"][1]["self_generated"]["kept"]
     # every chat-formatted training document (the corpus' own are plain already) once more, as plain text
     assert without.info["plain_documents"] == 0 and 0 < with_plain.info["plain_documents"] <= chatted
     assert len(with_plain.blocks) > len(without.blocks)
-    structures = gather(config(chat_llama, corpus, tmp_path / "c", asked_plain=0.5, **cfg), model)
+    structures = gather(config(chat_llama, corpus, tmp_path / "c", plain_mix=0.0, asked_plain=0.5, **cfg), model)
     assert structures.info["plain_examples"] == round(0.5 * structures.info["train_documents"]) > 0
     assert without.info["plain_examples"] == 0 and len(structures.blocks) > len(without.blocks)
     # none of them is the model's own text (--anchor kl leaves them to MLE): the own tokens stay
