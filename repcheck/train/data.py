@@ -150,13 +150,16 @@ def _cut(tokenizer, documents, block_size, ends, marks) -> tuple[list[list[int]]
     )
 
 
-def end_tokens(tokenizer) -> list[int]:
-    """The ids that end a text or a turn: EOS, the special tokens whose name says end
-    (``<|endoftext|>``, ``<|end_of_text|>``, ``<end_of_turn>``), and those that close an
-    assistant turn of the chat template where the model has one (``<|im_end|>``, ``<|eot_id|>``)."""
+def end_tokens(tokenizer, generation_config=None) -> list[int]:
+    """The ids that end a text or a turn: the stop ids every backend stops on
+    (``hf_utils.eos_ids_of``: the generation config's, else EOS), the tokenizer's EOS, the special
+    tokens whose name says end (``<|endoftext|>``, ``<|end_of_text|>``, ``<end_of_turn>``), and those
+    that close an assistant turn of the chat template where the model has one (``<|im_end|>``,
+    ``<|eot_id|>``)."""
+    from ..backends.hf_utils import eos_ids_of
     from ..prompts import has_chat_template
 
-    ids = {tokenizer.eos_token_id} - {None}
+    ids = set(eos_ids_of(generation_config, tokenizer)) | ({tokenizer.eos_token_id} - {None})
     named = [t for t in tokenizer.all_special_tokens if "end" in t.lower() or t in ("</s>", "<eos>")]
     ids |= set(tokenizer.convert_tokens_to_ids(named))
     if has_chat_template(tokenizer):

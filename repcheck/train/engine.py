@@ -68,7 +68,9 @@ class StepBatches(torch.utils.data.Dataset):
         picks = rng.integers(len(self.blocks), size=B)
         item = {"kind": kind, "input_ids": torch.tensor([self.blocks[k] for k in picks])}
         if kind == "mle" and self.cfg.anchor != "mle" and self.own is not None:
-            item["own"] = torch.tensor([self.own[k] for k in picks])  # [B, T]: the model's own text
+            own = [self.own[k] for k in picks]  # [B, T]: the model's own text
+            if any(map(any, own)):  # none (the user's text only): plain MLE, no base-model pass
+                item["own"] = torch.tensor(own)
         return item
 
 

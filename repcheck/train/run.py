@@ -291,7 +291,7 @@ def _trainer(cfg: TrainConfig, model, tokenizer, data, out: Path, flags, device:
     )
     dataset = StepBatches(cfg, data.blocks, data.pairs, items=cfg.steps * cfg.grad_accum, own=data.own)
     trainer = RepetitionTrainer(
-        spared=end_tokens(tokenizer) if cfg.spare_ends else (),
+        spared=end_tokens(tokenizer, getattr(model, "generation_config", None)) if cfg.spare_ends else (),
         model=model,
         args=args,
         train_dataset=dataset,
