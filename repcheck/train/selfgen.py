@@ -3,8 +3,8 @@
 DITTO's paper fine-tunes on the model's own pretraining distribution; a user rarely has that
 corpus, and a narrow one (the shipped Python documentation) pulls the model into its domain
 and its style. The model's own answers are the closest thing at hand: ``self_generated``
-asks it ``n`` open instructions (``instructions``: tasks x topics, written for this purpose,
-none of them an evaluation prompt), through its chat template when it has one, sampled at its
+asks it ``n`` open requests (``instructions``: tasks and beginnings of a text x topics,
+written for this purpose, none of them an evaluation prompt), through its chat template when it has one, sampled at its
 recommended settings (the checkpoint's generation_config where it samples, else
 ``DEFAULT_SAMPLING``), and keeps the answers that are neither loops nor near-duplicates of
 one another. The answers (each with its request, as a conversation where the model chats)
@@ -32,7 +32,7 @@ from ..progress import ProgressCallback
 DEFAULT_SAMPLING = "temperature=0.7,top_p=0.9"
 #: an answer is kept only if its 4-gram set overlaps every kept answer's by less than this
 NEAR_DUPLICATE = 0.5
-VERSION = 2  # of the recipe: part of the cache key
+VERSION = 3  # of the recipe: part of the cache key
 
 TASKS = (
     "Explain {t} to a curious twelve-year-old.",
@@ -43,6 +43,18 @@ TASKS = (
     "Write a short story that involves {t}.",
     "Why do people care about {t}?",
     "Summarize what everyone should know about {t}.",
+)
+#: requests that are the start of a text to go on with, as users also write them (and as the
+#: open-ended evaluation prompts are, none of which is among them): with instructions only,
+#: the anchor never sees such a conversation and DITTO's pull to end the turn went unchecked
+#: there (docs/training.md)
+BEGINNINGS = (
+    "The best thing about {t} is",
+    "When I think of {t}, I remember",
+    "Everyone who has tried {t} knows that",
+    "My friend asked me about {t}, and I said",
+    "What surprised me most about {t} was",
+    "It all started with {t}, when",
 )
 TOPICS = (
     "gardening", "the ocean tides", "public libraries", "learning to cook", "volcanoes", "honeybees",
@@ -58,7 +70,7 @@ def instructions(n: int, seed: int) -> list[str]:
     """``n`` distinct requests, every task with every topic, in a seeded order."""
     import numpy as np
 
-    every = [task.format(t=topic) for task in TASKS for topic in TOPICS]
+    every = [task.format(t=topic) for task in TASKS + BEGINNINGS for topic in TOPICS]
     if n > len(every):
         raise RepcheckError(f"at most {len(every)} self-generated samples (asked for {n})", param="self_samples")
     order = np.random.default_rng([seed, 11]).permutation(len(every))

@@ -35,8 +35,9 @@ def test_templates_cover_the_categories_with_right_answers():
             assert e.answer == ", ".join(map(str, range(a, b + 1)))
         if e.category == "code":
             assert e.answer.startswith(e.request.split("\n", 1)[1])  # the shown branches, then the asked one
-        if e.category == "refrain":
-            assert e.answer.endswith(e.answer.split("Chorus: ")[1].split("\n")[0])
+        if e.category == "refrain":  # the song as shown, finished with the rest of its chorus
+            shown = e.request.split("\n", 1)[1]
+            assert e.answer.startswith(shown) and len(e.answer) > len(shown)
 
 
 def test_no_template_request_is_a_legit_suite_case():
@@ -54,9 +55,9 @@ def test_structure_examples_are_their_answer_alone():
     assert [e.category for e in got] == list(STRUCTURES) * 2
     for e in got:
         assert e.plain == e.answer and e.answer not in e.request  # the whole structure, not the request
-    refrain = next(e for e in got if e.category == "refrain")
-    chorus = refrain.plain.split("Chorus: ")[1].split("\n")[0]
-    assert refrain.plain.count(chorus) == 2  # the chorus comes back, as a refrain does
+    for refrain in examples(40, SENTENCES, seed=3, categories=("refrain",)):
+        last = refrain.plain.rstrip().split("\n")[-1]
+        assert refrain.plain.count(last) >= 2  # the chorus comes back, as a refrain does
     assert all(e.plain is None for e in examples(8, SENTENCES, seed=3) if e.category in ("copy", "quote", "again"))
 
 
@@ -217,6 +218,16 @@ def test_instructions_are_distinct_and_seeded(n):
     assert len(set(a)) == n and a == instructions(n, 0)
     prompts = {line.strip() for line in open("sample_prompts/open_ended.txt", encoding="utf-8")}
     assert not set(a) & prompts
+
+
+def test_instructions_hold_requests_and_beginnings_of_a_text():
+    from repcheck.train.selfgen import BEGINNINGS, TASKS, TOPICS, instructions
+
+    n = len(TOPICS)
+    every = instructions(len(TASKS + BEGINNINGS) * n, 0)
+    asked = [r for r in every if r.endswith((".", "?"))]
+    assert len(asked) == len(TASKS) * n  # the tasks; the rest are beginnings, to go on with
+    assert {r.split()[-1] for r in every if r not in asked} == {b.split()[-1] for b in BEGINNINGS}
 
 
 def test_end_tokens_are_eos_the_turns_end_and_named_ends():
