@@ -126,11 +126,57 @@ def _json(rng, sentences):
                    f"the array:\n{shown}", json.dumps(objects))  # fmt: skip
 
 
+#: how songs mark their chorus (one is none: the lines come back by themselves)
+CHORUS_LABELS = ("Chorus:", "Refrain:", "(Chorus)", "[Chorus]", "")
+ZH_WORDS = "小鸟 月亮 星星 河水 花儿 小船 太阳 风儿 山坡 田野 灯笼 雪花".split()
+ZH_ACTS = "飞呀 跑呀 唱呀 走呀 摇呀 笑呀".split()
+
+
+def _line(rng) -> str:
+    """A song line of random words; half of them repeat their first half, as song lines do."""
+    a, b, c, d, e = _pick(rng, WORDS, 5)
+    if rng.random() < 0.5:
+        return f"{a.capitalize()} and {b}, {a} and {b}, {c} {d} {e}."
+    return f"{a.capitalize()} {b} {c}, {d} {e}."
+
+
+def _zh_line(rng) -> str:
+    a, b = _pick(rng, ZH_WORDS, 2)
+    act = _pick(rng, ZH_ACTS)[0]
+    return f"{a}{act}，{a}{act}，{act}到{b}。"
+
+
 def _refrain(rng, sentences):
-    verses = _pick(rng, sentences, 2)
-    refrain = " ".join(_pick(rng, WORDS, 4)).capitalize() + ", " + " ".join(_pick(rng, WORDS, 3)) + "."
-    song = f"{verses[0]}\nChorus: {refrain}\n{verses[1]}\nChorus:"
-    return Example("refrain", f"Finish this song's last line with its chorus:\n{song}", f"{song} {refrain}")
+    """A song whose chorus (one or two lines, labelled or not, English or Chinese) comes back
+    after each verse; the request stops inside its last chorus, after its first line or after
+    a few words of it, and the answer is the whole song."""
+    zh = rng.random() < 0.2
+    line = _zh_line if zh else _line
+    chorus = [line(rng) for _ in range(int(rng.integers(1, 3)))]
+    verses = [
+        [line(rng)] if zh or rng.random() < 0.5 else _pick(rng, sentences) for _ in range(int(rng.integers(1, 3)))
+    ]
+    label = "" if zh else _pick(rng, CHORUS_LABELS)[0]
+    inline = label and rng.random() < 0.5
+
+    def block(lines: Sequence[str], mark: str) -> str:
+        if not mark:
+            return "\n".join(lines)
+        return f"{mark} " + "\n".join(lines) if inline else f"{mark}\n" + "\n".join(lines)
+
+    parts = [block(chorus, label)]
+    for v in verses:
+        parts += [block(v, "Verse:" if label else ""), block(chorus, label)]
+    song = ("\n\n" if label and not inline else "\n").join(parts)
+    last = block(chorus, label)
+    head = song[: len(song) - len(last)]
+    if len(chorus) > 1:
+        cut = last.index(chorus[0]) + len(chorus[0]) + 1  # after the chorus's first line
+    else:
+        words = chorus[0].split("，" if zh else " ")
+        cut = last.index(chorus[0]) + len(("，" if zh else " ").join(words[: max(1, len(words) // 2)]))
+    shown = head + last[:cut]
+    return Example("refrain", f"Finish this song's last chorus:\n{shown}", song)
 
 
 def _again(rng, sentences):
