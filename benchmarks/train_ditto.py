@@ -48,6 +48,7 @@ FULL = {**MLE_ANCHOR, "lora": False}  # every weight, learning rate 5e-5
 CONFIGS: dict[str, dict] = {
     "ditto": {},
     "mle": {"method": "mle"},
+    "rep0.35": {"rep_rate": 0.35},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},
