@@ -43,12 +43,13 @@ from repcheck.cpu import describe_cpu
 #: time (every weight, MLE anchor).
 #: the LoRA recipe before the anchor (MLE on the model's sampled answers, DITTO's sentence
 #: starts penalized, no plain text, 200 steps): the base of the "lora-" sweep
-MLE_ANCHOR = {"anchor": "mle", "plain_mix": 0.0, "asked_plain": 0.0, "sentence_starts": True, "steps": 200}
+MLE_ANCHOR = {"anchor": "mle", "plain_mix": 0.0, "asked_plain": 0.0, "sentence_starts": True, "steps": 200,
+              "rep_rate": 0.5}  # fmt: skip
 FULL = {**MLE_ANCHOR, "lora": False}  # every weight, learning rate 5e-5
 CONFIGS: dict[str, dict] = {
     "ditto": {},
     "mle": {"method": "mle"},
-    "rep0.35": {"rep_rate": 0.35},
+    "rep0.5": {"rep_rate": 0.5},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},
@@ -64,7 +65,7 @@ CONFIGS: dict[str, dict] = {
                                        "spare_ends": True},
     "lora-kl-inner-plain-structures": {**MLE_ANCHOR, "anchor": "kl", "plain_mix": 1.0, "asked_plain": 0.5,
                                        "sentence_starts": False},
-    "anchor-plain": {"anchor": "plain"},
+    "anchor-plain": {"anchor": "plain", "rep_rate": 0.5},
     "anchor-plain-control": {"anchor": "plain", "method": "mle"},
     "full": FULL,
     "full-lam0.5": {**FULL, "lam": 0.5},

@@ -47,7 +47,7 @@ def train_command(
         bool, field_opt("sentence_starts", "--sentence-starts/--no-sentence-starts")
     ] = D.sentence_starts,
     spare_ends: Annotated[bool, field_opt("spare_ends", "--spare-ends/--no-spare-ends")] = D.spare_ends,
-    rep_rate: Annotated[float, field_opt("rep_rate", "--rep-rate")] = D.rep_rate,
+    rep_rate: Annotated[float | None, field_opt("rep_rate", "--rep-rate", show_default=False)] = None,
     alpha: Annotated[float, field_opt("alpha", "--alpha")] = D.alpha,
     gamma: Annotated[float, field_opt("gamma", "--gamma")] = D.gamma,
     lora: Annotated[bool, field_opt("lora", "--lora/--no-lora")] = D.lora,

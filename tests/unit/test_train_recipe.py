@@ -249,3 +249,11 @@ def test_end_tokens_are_eos_the_turns_end_and_named_ends():
         "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <sep> <|im_end|> {% endfor %}"
     )
     assert end_tokens(t) == [1, 3, 4, 5]  # the turn closes with <sep> <|im_end|>; never <|im_start|>
+
+
+def test_rep_rate_default_is_per_method_and_a_given_one_is_kept():
+    from repcheck.train.config import REP_RATES, TrainConfig
+
+    assert TrainConfig(method="ditto").validate().rep_rate == REP_RATES["ditto"] == 0.35
+    assert TrainConfig(method="ul-seq").validate().rep_rate == REP_RATES["ul-seq"] == 0.5
+    assert TrainConfig(method="ditto", rep_rate=0.8).validate().rep_rate == 0.8
