@@ -50,6 +50,7 @@ CONFIGS: dict[str, dict] = {
     "ditto": {},
     "mle": {"method": "mle"},
     "rep0.5": {"rep_rate": 0.5},
+    "rep0.25": {"rep_rate": 0.25},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},

@@ -13,8 +13,8 @@ A step is *admissible* when neither log-probability fell by more than ``select_m
 per token below the base model's; among admissible steps the one with the lowest TP is kept
 (its weights are copied aside), and the run stops once ``patience`` validations in a row
 after it found no better one. Until a step is admissible the run goes on (the first steps of a
-penalty often overshoot and recover: DITTO's default is inadmissible at steps 25 to 100 and
-admissible from 125 on); the step whose log-probabilities fell least beyond the margin is kept
+penalty often overshoot and recover: DITTO's default is inadmissible at step 25 and
+admissible from 50 on); the step whose log-probabilities fell least beyond the margin is kept
 meanwhile, and if no step ever is admissible, it is the one kept and the report says so.
 Every validation is in the report (``selection``).
 """

@@ -175,10 +175,12 @@ def test_ctrl_c_ends_a_run_against_a_hung_server_at_once(tiny_llama_model, tiny_
                "--backend", "openai", "--base-url", server.base_url, "--tokenizer", str(tiny_llama), "--model", "tiny",
                "--out", str(tmp_path / "out")]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # the child's start (torch, transformers) is slow on a loaded machine
         while state["after_death"] == 0 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert state["after_death"] > 0, proc.communicate(timeout=5)
+        if state["after_death"] == 0:
+            proc.kill()
+            pytest.fail(f"the run never reached the server: {proc.communicate()}")
         began = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
