@@ -4,8 +4,8 @@ DITTO's paper fine-tunes on the model's own pretraining distribution; a user rar
 corpus, and a narrow one (the shipped Python documentation) pulls the model into its domain
 and its style. The model's own answers are the closest thing at hand: ``self_generated``
 asks it ``n`` open requests (``instructions``: tasks and beginnings of a text x topics,
-written for this purpose, none of them an evaluation prompt), through its chat template when it has one, sampled at its
-recommended settings (the checkpoint's generation_config where it samples, else
+written for this purpose, none of them an evaluation prompt), through its chat template when
+it has one, sampled at its recommended settings (the checkpoint's generation_config where it samples, else
 ``DEFAULT_SAMPLING``), and keeps the answers that are neither loops nor near-duplicates of
 one another. The answers (each with its request, as a conversation where the model chats)
 become training documents. An answer the budget cut short is rendered with its turn left open
@@ -67,7 +67,7 @@ TOPICS = (
 
 
 def instructions(n: int, seed: int) -> list[str]:
-    """``n`` distinct requests, every task with every topic, in a seeded order."""
+    """``n`` distinct requests, every task and beginning with every topic, in a seeded order."""
     import numpy as np
 
     every = [task.format(t=topic) for task in TASKS + BEGINNINGS for topic in TOPICS]
