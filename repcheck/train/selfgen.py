@@ -5,9 +5,9 @@ corpus, and a narrow one (the shipped Python documentation) pulls the model into
 and its style. The model's own answers are the closest thing at hand: ``self_generated``
 asks it ``n`` open requests (``instructions``: tasks and beginnings of a text x topics,
 written for this purpose, none of them an evaluation prompt), through its chat template when
-it has one, sampled at its recommended settings (the checkpoint's generation_config where it samples, else
-``DEFAULT_SAMPLING``), and keeps the answers that are neither loops nor near-duplicates of
-one another. The answers (each with its request, as a conversation where the model chats)
+it has one, sampled at its recommended settings (the checkpoint's generation_config where it
+samples, else ``DEFAULT_SAMPLING``), and keeps the answers that are neither loops nor
+near-duplicates of one another. The answers (each with its request, as a conversation where the model chats)
 become training documents. An answer the budget cut short is rendered with its turn left open
 (no end-of-turn token): only answers that ended by themselves teach where answers end, so
 training on them does not make answers shorter. They are cached by the model's identity and
