@@ -168,13 +168,15 @@ def _refrain(rng, sentences):
     for v in verses:
         parts += [block(v, "Verse:" if label else ""), block(chorus, label)]
     song = ("\n\n" if label and not inline else "\n").join(parts)
-    last = block(chorus, label)
+    last = parts[-1]  # the last chorus
     head = song[: len(song) - len(last)]
+    start = last.index(chorus[0])
     if len(chorus) > 1:
-        cut = last.index(chorus[0]) + len(chorus[0]) + 1  # after the chorus's first line
+        cut = start + len(chorus[0]) + 1  # after the chorus's first line
     else:
-        words = chorus[0].split("，" if zh else " ")
-        cut = last.index(chorus[0]) + len(("，" if zh else " ").join(words[: max(1, len(words) // 2)]))
+        sep = "，" if zh else " "
+        words = chorus[0].split(sep)
+        cut = start + len(sep.join(words[: max(1, len(words) // 2)]))
     shown = head + last[:cut]
     return Example("refrain", f"Finish this song's last chorus:\n{shown}", song)
 
