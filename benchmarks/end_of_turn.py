@@ -18,6 +18,7 @@ Usage: python benchmarks/end_of_turn.py TRAINED [TRAINED ...] [--base smollm2-13
 from __future__ import annotations
 
 import argparse
+from statistics import fmean
 
 
 def sentence_end_probs(model, conversations, ends) -> list[float]:
@@ -66,31 +67,28 @@ def main() -> None:
 
     cfg = TrainConfig()
     own = self_generated(base, cfg.self_samples, cfg.self_new_tokens, seed=cfg.seed)
-    beginning = {b.split("{t}")[0] for b in BEGINNINGS}
-    asked = {d: r for r in instructions(cfg.self_samples, cfg.seed) for d in own.documents if f"\n{r}<" in d}
-    for kind, wanted in (("tasks", False), ("beginnings", True)):
-        docs = [d for d in own.documents if d in asked and asked[d].startswith(tuple(beginning)) == wanted]
-        conversations = []
-        for doc, answer in ((d, own.answers[own.documents.index(d)]) for d in docs[: args.answers]):
+    beginning = tuple(b.split("{t}")[0] for b in BEGINNINGS)
+    requests = iter(instructions(cfg.self_samples, cfg.seed))  # the kept documents are in this order
+    kinds.update(tasks=[], beginnings=[])
+    for doc, answer in zip(own.documents, own.answers, strict=True):
+        request = next(r for r in requests if r in doc)  # chat or plain text, the request is in it
+        kind = "beginnings" if request.startswith(beginning) else "tasks"
+        if len(kinds[kind]) < args.answers:
             head = doc[: doc.index(answer)]
-            conversations.append((tok(head, add_special_tokens=False)["input_ids"],
-                                  tok(answer, add_special_tokens=False)["input_ids"]))  # fmt: skip
-        kinds[kind] = conversations
+            kinds[kind].append((tok(head, add_special_tokens=False)["input_ids"],
+                                tok(answer, add_special_tokens=False)["input_ids"]))  # fmt: skip
 
     names = tok.convert_ids_to_tokens(ends)
     print(f"mean P({' + '.join(names)}) at sentence ends; base {args.base}")
     base_p = {kind: sentence_end_probs(base, conv, ends) for kind, conv in kinds.items()}
     for kind, values in base_p.items():
-        print(
-            f"  {kind:13s} {len(values):4d} sentence ends in {len(kinds[kind])} answers: base {sum(values) / len(values):.4f}"
-        )
+        print(f"  {kind:13s} {len(values):4d} sentence ends in {len(kinds[kind])} answers: base {fmean(values):.4f}")
     for spec in args.trained:
         model = load_model(spec, device="cpu")
         row = []
         for kind, conv in kinds.items():
-            p = sentence_end_probs(model, conv, ends)
-            b = sum(base_p[kind]) / len(base_p[kind])
-            row.append(f"{kind} {sum(p) / len(p):.4f} ({sum(p) / len(p) / b:.1f}x)")
+            p = fmean(sentence_end_probs(model, conv, ends))
+            row.append(f"{kind} {p:.4f} ({p / fmean(base_p[kind]):.1f}x)")
         print(f"{spec}: " + "; ".join(row))
 
 
