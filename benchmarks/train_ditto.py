@@ -51,6 +51,11 @@ CONFIGS: dict[str, dict] = {
     "mle": {"method": "mle"},
     "rep0.5": {"rep_rate": 0.5},
     "rep0.25": {"rep_rate": 0.25},
+    "end1": {"end_weight": 1.0},
+    "end4": {"end_weight": 4.0},
+    "end1d": {"end_weight": 1.0},
+    "own-requests": {"self_requests": "benchmarks/data/story_beginnings.txt"},
+    "end4d": {"end_weight": 4.0},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},
@@ -134,6 +139,25 @@ def saved_bases(out: Path, key) -> dict[str, dict]:
         except (OSError, ValueError, TypeError):
             continue  # an unreadable leftover is evaluated again, not trusted
     return found
+
+
+def end_breakdown(report: dict) -> dict | None:
+    """The trained model's ends at EOS by what the base did on the same prompt
+    (``evaluate.add_end_breakdown``); for a report of an earlier repcheck, the per-answer flags
+    are made from its continuations first (a loop from the tokens, an end where the answer
+    stopped short of --eval-new-tokens)."""
+    from repcheck.repetition import detect_loop
+    from repcheck.train.evaluate import add_end_breakdown
+
+    budget = report["config"]["eval_new_tokens"]
+    for block in (report["before"], report["after"]):
+        g = block["generation"]
+        if "looped" not in g:
+            g["looped"] = [detect_loop(ids) is not None for ids in g["continuations"]]
+            g["ended"] = [len(ids) < budget for ids in g["continuations"]]
+    if "eos_breakdown" not in report["after"]["generation"]:
+        add_end_breakdown(report["before"], report["after"])
+    return report["after"]["generation"].get("eos_breakdown")
 
 
 def row(report: dict, which: str) -> dict[str, float]:
@@ -260,6 +284,12 @@ def main() -> None:
         kept = (r["training"].get("selection") or {}).get("kept_step")
         print(f"| {name} | " + " | ".join(f"{a[c]:.3f}" for c in cols)
               + f" | {kept if kept is not None else r['training']['steps']} | {r['training']['elapsed_s'] / 60:.1f} min |")  # fmt: skip
+    print("\nanswers ending at EOS after training, by what the base did on the same prompt:")
+    for name, r in reports.items():
+        e = end_breakdown(r)
+        if e:
+            print(f"  {name}: {sum(e[k] for k in ('base_ended', 'base_looped', 'base_went_on'))} of {e['answers']}: "
+                  f"the base ended too {e['base_ended']}, looped {e['base_looped']}, went on {e['base_went_on']}")  # fmt: skip
     for name in reports:
         print(f"\ntargets, {name}:")
         for what, ok in targets(reports[name]).items():

@@ -44,6 +44,12 @@ class TrainConfig:
         "Requests the model answers itself, sampled at its recommended settings, loops and near-duplicates "
         "dropped: MLE text from its own distribution (cached; 0: none, then --data is needed).",
     )
+    self_requests: str | None = _f(
+        None,
+        "A file of requests (one per line) the model answers itself instead of the built-in tasks and "
+        "beginnings: your users' kind of request, so that the anchor holds the conversations they have "
+        "(--self-samples of them, all where the file has fewer; docs/training.md).",
+    )
     self_new_tokens: int = _f(160, "New tokens per self-generated answer.")
     self_sampling: str = _f(
         "recommended",
@@ -75,6 +81,12 @@ class TrainConfig:
         "next-token distribution at every position: no sharpening, no drift; one more forward pass of the base "
         "model per MLE step; plain: kl on the plain text of its answers only, mle on them as chat). The user's "
         "text and asked-for examples stay MLE.",
+    )
+    end_weight: float = _f(
+        0.0,
+        "With --anchor kl: weight of a term that holds the log-probability of ending (the end-of-text and "
+        "end-of-turn tokens) to the base model's at every position of the model's own text; the KL barely "
+        "notices a doubled chance of ending, greedy decoding does (docs/training.md).",
     )
     out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
     steps: int = _f(150, "Optimizer steps (at most: the selection may stop earlier).")
@@ -201,10 +213,19 @@ class TrainConfig:
         require_number("asked_plain", self.asked_plain, 0, 4)
         if self.anchor not in ANCHORS:
             raise RepcheckError(f"unknown anchor {self.anchor!r}; choose one of {', '.join(ANCHORS)}", param="anchor")
+        require_number("end_weight", self.end_weight, 0, 100)
+        if self.end_weight and self.anchor == "mle":
+            raise RepcheckError(
+                "--end-weight holds the base model's chance of ending, which --anchor mle does not compute; "
+                "use --anchor kl or plain",
+                param="end_weight",
+            )
         require_int("free_copies", self.free_copies, 0)
         require_int("select_every", self.select_every, 0)
         require_number("select_margin", self.select_margin, 0, 10)
         require_int("patience", self.patience, 1)
+        if self.self_requests and self.self_samples == 0:
+            raise RepcheckError("--self-requests needs --self-samples above 0", param="self_requests")
         if not self.data and self.self_samples == 0:
             raise RepcheckError(
                 "no training text: give --data, or let the model write its own (--self-samples N)", param="data"

@@ -84,10 +84,11 @@ class RepetitionTrainer(Trainer):
     """Trainer whose loss is the method's (``repcheck.train.losses``), with each component
     logged (``loss_ditto``, ``loss_mle``, ``loss_ul``, ...) and tokens per second."""
 
-    def __init__(self, *args, train_config: TrainConfig, spared: Sequence[int] = (), **kwargs):
+    def __init__(self, *args, train_config: TrainConfig, ends: Sequence[int] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.train_config = train_config
-        self.spared = list(spared)  # --spare-ends: the end tokens, out of DITTO's softmax
+        self.ends = list(ends)  # the end-of-text and end-of-turn tokens (data.end_tokens)
+        self.spared = self.ends if train_config.spare_ends else []  # out of DITTO's softmax
         self.model_accepts_loss_kwargs = False  # our loss is a mean: Trainer divides by accumulation
         self._parts: dict[str, list[float]] = defaultdict(list)
         self._tokens = 0
@@ -110,8 +111,18 @@ class RepetitionTrainer(Trainer):
             loss = losses.ditto(
                 logits, ids, inputs["starts"], inputs["periods"], cfg.lam, cfg.sentence_starts, self.spared
             )
+            if cfg.end_weight:  # the penalty's way out of a repeat must not be the end of the text
+                every = torch.ones_like(ids, dtype=torch.bool)
+                hold = losses.end_hold(logits, self._base_logits(model, ids), every, self.ends)
+                self._parts["end"].append(hold.item())
+                loss = loss + cfg.end_weight * hold
         elif kind == "mle" and "own" in inputs:
-            loss = losses.anchored(logits, self._base_logits(model, ids), ids, inputs["own"])
+            base = self._base_logits(model, ids)
+            loss = losses.anchored(logits, base, ids, inputs["own"])
+            if cfg.end_weight:
+                hold = losses.end_hold(logits, base, inputs["own"], self.ends)
+                self._parts["end"].append(hold.item())
+                loss = loss + cfg.end_weight * hold
         elif kind == "mle":
             loss = losses.mle(logits, ids)
         elif kind == "ul-token":

@@ -177,6 +177,8 @@ def answer_metrics(answers: tuple[list, list[str], bool]) -> dict[str, Any]:
         "eos_rate": sum(g.finished for g in raw) / n,
         "example": texts[0] if texts else "",
         "continuations": [list(g.token_ids) for g in raw],  # for the length-matched comparison
+        "ended": [bool(g.finished) for g in raw],  # per answer, for the comparison of where answers end
+        "looped": [bool(r["loop"]) for r in rows],
     }
 
 
@@ -190,6 +192,31 @@ def add_length_matched(before: dict[str, Any], after: dict[str, Any], n: int = 4
     before["generation"][f"seq_rep_{n}_matched"], after["generation"][f"seq_rep_{n}_matched"] = b, a
 
 
+def add_end_breakdown(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Where the trained model's answers end at EOS, against the base's answer to the same
+    prompt, into ``after["generation"]["eos_breakdown"]`` (counts) and, as a share of the
+    prompts, ``generation.eos_where_base_went_on`` (0 for the base against itself):
+
+    * ``base_ended``: the base ended there too;
+    * ``base_looped``: the base looped without ending: ending is how an answer without the loop
+      finishes, so a cure that removes loops raises the EOS rate by itself;
+    * ``base_went_on``: the base went on without a loop: the ends that cut an answer short.
+
+    Skipped where either block lacks the per-answer flags (a base evaluation of an earlier
+    repcheck)."""
+    b, a = before.get("generation", {}), after.get("generation", {})
+    if not all(key in g for g in (b, a) for key in ("ended", "looped")) or len(b["ended"]) != len(a["ended"]):
+        return
+    counts = {"base_ended": 0, "base_looped": 0, "base_went_on": 0}
+    for ended, base_ended, base_looped in zip(a["ended"], b["ended"], b["looped"], strict=True):
+        if ended:
+            counts["base_ended" if base_ended else "base_looped" if base_looped else "base_went_on"] += 1
+    n = len(a["ended"])
+    a["eos_breakdown"] = {**counts, "answers": n}
+    a["eos_where_base_went_on"] = counts["base_went_on"] / n if n else math.nan
+    b["eos_where_base_went_on"] = 0.0
+
+
 #: The numbers a training report compares, with the direction that is better (None: reported,
 #: neither way is better in itself, e.g. the length of answers).
 HEADLINE = (
@@ -200,6 +227,7 @@ HEADLINE = (
     ("generation.rep_sen", "greedy rep-sen", "lower"),
     ("generation.mean_length", "greedy continuation length (tokens)", None),
     ("generation.eos_rate", "greedy continuations ending at EOS", None),
+    ("generation.eos_where_base_went_on", "ending at EOS where the base went on, no loop", "lower"),
     ("legit.pass_rate", "legitimate repetition passed", "higher"),
     ("perplexity", "held-out perplexity", "lower"),
     ("perplexity_general", "perplexity on general prose (wiki_en)", "lower"),

@@ -51,6 +51,34 @@ def anchored(
     return torch.where(own[:, 1:], kl, nll).mean()
 
 
+def end_hold(
+    logits: torch.Tensor, base_logits: torch.Tensor, own: torch.Tensor, ends: Sequence[int], eps: float = 1e-3
+) -> torch.Tensor:
+    """How far the probability of ending moved from the base model's, on the model's own text
+    (repcheck's ``--end-weight``, not in the papers). At each target position i where
+    ``own[b, i + 1]``:
+
+        e_i    = sum_{v in ends} p_i(v)      (the trained model's probability of ending here)
+        f_i    = sum_{v in ends} q_i(v)      (the frozen base model's)
+        loss_i = (log(e_i + eps) - log(f_i + eps))^2
+
+    averaged over those positions (0 where there are none). The KL of ``anchored`` weighs the
+    end tokens by their probability, small almost everywhere: doubling a 2% chance of ending
+    costs it about 0.01 nats, yet under greedy decoding it ends answers. The squared log-ratio
+    costs a doubling the same (0.48) wherever ending is a real option; ``eps`` makes it vanish
+    where neither model would end (both far below eps).
+
+    logits, base_logits: [B, T, V] (base without gradient); own: [B, T] bool; ends: token ids.
+    """
+    index = torch.tensor(list(ends), device=logits.device)
+    e = logits[:, :-1].float().softmax(-1)[..., index].sum(-1)  # [B, T-1]
+    f = base_logits[:, :-1].float().softmax(-1)[..., index].sum(-1)  # [B, T-1]
+    mask = own[:, 1:]
+    if not mask.any():
+        return logits.new_zeros((), dtype=torch.float32)
+    return ((torch.log(e + eps) - torch.log(f + eps)) ** 2)[mask].mean()
+
+
 def ditto(
     logits: torch.Tensor,
     input_ids: torch.Tensor,

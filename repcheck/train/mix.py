@@ -54,7 +54,7 @@ class TrainingData:
 
 def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) -> TrainingData:
     """Every document, split, mixed and tokenized (see the module docstring)."""
-    from .selfgen import self_generated
+    from .selfgen import read_requests, self_generated
 
     tok = model.tokenizer
     docs: list[Document] = []
@@ -66,8 +66,15 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         docs += [Document(d, d) for d in user]
         info["sources"].append({"data": list(cfg.data), "documents": len(user)})
     if cfg.self_samples:
+        requests = read_requests(cfg.self_requests) if cfg.self_requests else None
         own = self_generated(
-            model, cfg.self_samples, cfg.self_new_tokens, cfg.seed, progress=progress, sampling=cfg.self_sampling
+            model,
+            cfg.self_samples,
+            cfg.self_new_tokens,
+            cfg.seed,
+            progress=progress,
+            sampling=cfg.self_sampling,
+            requests=requests,
         )
         docs += [Document(a, t, ends=False, own=True) for a, t in zip(own.answers, own.documents, strict=True)]
         info["sources"].append({"self_generated": own.to_dict()})

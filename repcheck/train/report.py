@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..provenance import envelope, json_safe
-from .evaluate import add_length_matched, comparison, legit_by_category
+from .evaluate import add_end_breakdown, add_length_matched, comparison, legit_by_category
 
 
 def report_document(
@@ -19,6 +19,7 @@ def report_document(
     models: dict[str, Any],
 ) -> dict[str, Any]:
     add_length_matched(before, after)
+    add_end_breakdown(before, after)
     return json_safe(
         {
             **envelope("train"),

@@ -33,6 +33,7 @@ RESUME_KEYS = (
     "method",
     "model",
     "data",
+    "self_requests",
     "seed",
     "batch_size",
     "grad_accum",
@@ -291,7 +292,7 @@ def _trainer(cfg: TrainConfig, model, tokenizer, data, out: Path, flags, device:
     )
     dataset = StepBatches(cfg, data.blocks, data.pairs, items=cfg.steps * cfg.grad_accum, own=data.own)
     trainer = RepetitionTrainer(
-        spared=end_tokens(tokenizer, getattr(model, "generation_config", None)) if cfg.spare_ends else (),
+        ends=end_tokens(tokenizer, getattr(model, "generation_config", None)),
         model=model,
         args=args,
         train_dataset=dataset,

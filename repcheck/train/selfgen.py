@@ -4,7 +4,8 @@ DITTO's paper fine-tunes on the model's own pretraining distribution; a user rar
 corpus, and a narrow one (the shipped Python documentation) pulls the model into its domain
 and its style. The model's own answers are the closest thing at hand: ``self_generated``
 asks it ``n`` open requests (``instructions``: tasks and beginnings of a text x topics,
-written for this purpose, none of them an evaluation prompt), through its chat template when
+written for this purpose, none of them an evaluation prompt; or the user's own, which are
+the conversations the anchor should hold), through its chat template when
 it has one, sampled at its recommended settings (the checkpoint's generation_config where it
 samples, else ``DEFAULT_SAMPLING``), and keeps the answers that are neither loops nor
 near-duplicates of one another. The answers (each with its request, as a conversation where the model chats)
@@ -66,15 +67,32 @@ TOPICS = (
 )  # fmt: skip
 
 
-def instructions(n: int, seed: int) -> list[str]:
-    """``n`` distinct requests, every task and beginning with every topic, in a seeded order."""
+def instructions(n: int, seed: int, requests: Sequence[str] | None = None) -> list[str]:
+    """``n`` distinct requests in a seeded order: of every task and beginning with every topic,
+    or of the user's ``requests`` (``--self-requests``; duplicates dropped, all of them where
+    there are fewer than ``n``)."""
     import numpy as np
 
-    every = [task.format(t=topic) for task in TASKS + BEGINNINGS for topic in TOPICS]
+    if requests is not None:
+        every = list(dict.fromkeys(r.strip() for r in requests if r.strip()))
+        n = min(n, len(every))
+    else:
+        every = [task.format(t=topic) for task in TASKS + BEGINNINGS for topic in TOPICS]
     if n > len(every):
         raise RepcheckError(f"at most {len(every)} self-generated samples (asked for {n})", param="self_samples")
     order = np.random.default_rng([seed, 11]).permutation(len(every))
     return [every[i] for i in order[:n]]
+
+
+def read_requests(path: str) -> list[str]:
+    """The requests of a ``--self-requests`` file: one per line (or a .json/.jsonl/.csv as
+    ``repcheck.sentences`` reads them); refuses a missing or empty file with one line."""
+    from ..sentences import read_sentences
+
+    try:
+        return read_sentences(path)
+    except RepcheckError as err:
+        raise RepcheckError(f"--self-requests: {err}", param="self_requests") from None
 
 
 @dataclass
@@ -149,15 +167,18 @@ def self_generated(
     batch_size: int = 16,
     progress: ProgressCallback | None = None,
     sampling: str = "recommended",
+    requests: Sequence[str] | None = None,
 ) -> SelfData:
     """``n`` requests answered by ``model`` itself (see the module docstring), filtered;
-    ``sampling`` is a sampling setting (``temperature=1.0``) or ``recommended``."""
+    ``sampling`` is a sampling setting (``temperature=1.0``) or ``recommended``; ``requests``
+    the user's own instead of the built-in tasks and beginnings (``instructions``)."""
     from ..backends.base import GenerationRequest
     from ..decoding import parse_setting
     from ..prompts import Prompt, has_chat_template, render_all
     from ..repetition import continuation_metrics, ngrams
 
-    prompts = instructions(n, seed)
+    prompts = instructions(n, seed, requests)
+    n = len(prompts)
     setting_text = recommended_setting(model) if sampling == "recommended" else sampling
     path = _cache_path(model, prompts, setting_text, max_new_tokens, seed)
     if path.is_file():
@@ -219,4 +240,4 @@ def self_generated(
     return data
 
 
-__all__ = ["DEFAULT_SAMPLING", "SelfData", "instructions", "recommended_setting", "self_generated"]
+__all__ = ["DEFAULT_SAMPLING", "SelfData", "instructions", "read_requests", "recommended_setting", "self_generated"]

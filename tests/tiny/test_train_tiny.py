@@ -197,6 +197,9 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
         (["--asked-plain", "5"], "--asked-plain"),
         (["--self-sampling", "greedy"], "does not sample"),
         (["--self-sampling", "temperature="], "malformed setting"),
+        (["--self-requests", "mine.txt", "--self-samples", "0"], "--self-requests needs"),
+        (["--end-weight", "1", "--anchor", "mle"], "--anchor mle"),
+        (["--end-weight", "-1"], "--end-weight"),
     ],
 )
 def test_bad_options_are_refused_before_loading(args, needle):
@@ -225,6 +228,10 @@ def test_bad_corpora_and_models(tiny_llama, tiny_bert, tmp_path):
     assert_usage_error(
         run("train", "--data", corpus, "-m", tiny_llama, "--out", busy, "--resume"), "no complete checkpoint"
     )
+    assert_usage_error(
+        run("train", "--data", corpus, *common[:-2], "--self-requests", tmp_path / "none.txt"), "--self-requests"
+    )
+    assert_usage_error(run("train", "--data", corpus, *common[:-2], "--self-requests", empty), "--self-requests")
     assert not (tmp_path / "o").exists() and not (tmp_path / "b").exists()  # nothing written
 
 
@@ -248,6 +255,24 @@ def test_validation_scores_each_sequence_as_it_would_be_alone(tiny_llama_model, 
         want = logp.gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1)[start - 1 :]
         assert lp.shape == (len(ids) - start,)
         torch.testing.assert_close(lp, want, atol=1e-4, rtol=1e-4)
+
+
+def test_self_requests_are_the_requests_the_model_answers(chat_llama, corpus, tmp_path):
+    from repcheck.train.mix import gather
+
+    model = load_model(str(chat_llama), device="cpu")
+    mine = tmp_path / "requests.txt"
+    asked = ["Tell me about the weather in Oslo.", "The meeting went well because", "List our three products."]
+    mine.write_text("\n".join(asked + asked[:1]) + "\n", encoding="utf-8")  # a duplicate: asked once
+    cfg = dict(self_samples=8, self_new_tokens=16, self_sampling="temperature=1.0", self_requests=str(mine))
+    data = gather(config(chat_llama, corpus, tmp_path / "a", **cfg), model)
+    info = data.info["sources"][1]["self_generated"]
+    assert info["asked"] == 3  # all of them, fewer than --self-samples
+    from repcheck.train import selfgen
+
+    own = selfgen.self_generated(model, 8, 16, 0, sampling="temperature=1.0", requests=asked)
+    assert own.cached and len(own.documents) == info["kept"]  # the same generation, keyed by the requests
+    assert all(any(r in doc for r in asked) for doc in own.documents)
 
 
 def test_plain_mix_and_asked_plain_add_plain_text(chat_llama, corpus, tmp_path):
@@ -297,3 +322,28 @@ def test_anchor_kl_scores_own_text_against_the_base_model(chat_llama, corpus, tm
     assert any(n > 0 for _, n in seen)  # own text reached the KL
     moved = AutoModelForCausalLM.from_pretrained(r.out)
     assert not all(torch.equal(a, b) for a, b in zip(moved.state_dict().values(), base.state_dict().values()))
+
+
+def test_end_weight_holds_the_chance_of_ending_with_the_run_s_end_tokens(chat_llama, corpus, tmp_path, monkeypatch):
+    """--end-weight adds losses.end_hold on the anchored MLE steps, with the tokenizer's end
+    tokens and the same base logits as the KL, and logs it as loss_end."""
+    from transformers import AutoTokenizer
+
+    from repcheck.train import losses
+    from repcheck.train.data import end_tokens
+
+    seen = []
+    real = losses.end_hold
+
+    def spy(logits, base_logits, own, ends, *args):
+        seen.append((list(ends), int(own.sum())))
+        return real(logits, base_logits, own, ends, *args)
+
+    monkeypatch.setattr(losses, "end_hold", spy)
+    cfg = dict(self_samples=8, self_new_tokens=16, self_sampling="temperature=1.0", anchor="kl", rep_rate=0.5)
+    r = train(config(chat_llama, corpus, tmp_path / "end", steps=6, select_every=0, end_weight=2.0, **cfg))
+    want = end_tokens(AutoTokenizer.from_pretrained(chat_llama))
+    assert want and seen and all(ends == want for ends, _ in seen)
+    assert any(n > 0 for _, n in seen)
+    logged = [json.loads(line) for line in open(r.out / "log.jsonl", encoding="utf-8")]
+    assert any("loss_end" in entry for entry in logged)

@@ -48,6 +48,36 @@ def test_anchored_is_kl_on_own_tokens_and_nll_elsewhere():
     )
 
 
+def test_end_hold_is_the_squared_log_ratio_of_ending_on_own_tokens():
+    # vocabulary [a, b, end]; ends = {2}. Targets 0..2; own marks tokens 1 and 3 (targets 0 and 2).
+    p = [[0.5, 0.3, 0.2], [0.1, 0.1, 0.8], [0.6, 0.38, 0.02], [1 / 3] * 3]
+    q = [[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.6, 0.39, 0.01], [1 / 3] * 3]
+    own = torch.tensor([[False, True, False, True]])
+    eps = 1e-3
+    logits = logits_for(p).requires_grad_(True)
+    hold = losses.end_hold(logits, logits_for(q), own, [2], eps)
+
+    def term(e, f):
+        return (math.log(e + eps) - math.log(f + eps)) ** 2
+
+    assert hold.item() == pytest.approx((term(0.2, 0.1) + term(0.02, 0.01)) / 2, rel=1e-4)
+    # a doubling costs about the same wherever ending is a real option, unlike the KL
+    assert term(0.2, 0.1) == pytest.approx(term(0.02, 0.01), rel=0.15)
+    hold.backward()
+    assert logits.grad[0, 0, 2] > 0  # lowers the end token where it rose above the base's
+    assert logits.grad[0, 1].abs().max() == 0  # not own: no gradient
+    # the base model itself costs nothing; no own token: zero; several end tokens count together
+    assert losses.end_hold(logits_for(q), logits_for(q), own, [2]).item() == pytest.approx(0.0, abs=1e-9)
+    assert losses.end_hold(logits_for(p), logits_for(q), torch.zeros_like(own), [2]).item() == 0.0
+    both = losses.end_hold(logits_for(p), logits_for(q), own, [1, 2], eps).item()
+    assert both == pytest.approx((term(0.5, 0.4) + term(0.4, 0.4)) / 2, rel=1e-4)
+    # far below eps on both sides, a large ratio costs almost nothing
+    tiny_p, tiny_q = [[0.5, 0.49999, 1e-5]] * 2, [[0.5, 0.499999, 1e-6]] * 2
+    assert (
+        losses.end_hold(logits_for(tiny_p), logits_for(tiny_q), torch.ones(1, 2, dtype=torch.bool), [2]).item() < 1e-4
+    )
+
+
 def test_ditto_by_hand_and_its_stop_gradient():
     """Period L = 2 starting at target 2: positions 2 and 3 are compared with 0 and 1."""
     # target probabilities p_i of input [0, 1, 0, 1, 0]: targets are 1, 0, 1, 0

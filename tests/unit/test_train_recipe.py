@@ -220,6 +220,16 @@ def test_instructions_are_distinct_and_seeded(n):
     assert not set(a) & prompts
 
 
+def test_instructions_can_be_the_user_s_requests():
+    from repcheck.train.selfgen import instructions
+
+    mine = ["b?", "a.", " b? ", "", "c"]
+    got = instructions(10, 0, mine)
+    assert sorted(got) == ["a.", "b?", "c"] and got == instructions(10, 0, mine)  # each once, seeded
+    assert len(instructions(2, 0, mine)) == 2
+    assert instructions(3, 1, mine) != got or instructions(3, 2, mine) != got  # the seed orders them
+
+
 def test_instructions_hold_requests_and_beginnings_of_a_text():
     from repcheck.train.selfgen import BEGINNINGS, TASKS, TOPICS, instructions
 
@@ -257,3 +267,36 @@ def test_rep_rate_default_is_per_method_and_a_given_one_is_kept():
     assert TrainConfig(method="ditto").validate().rep_rate == REP_RATES["ditto"] == 0.35
     assert TrainConfig(method="ul-seq").validate().rep_rate == REP_RATES["ul-seq"] == 0.5
     assert TrainConfig(method="ditto", rep_rate=0.8).validate().rep_rate == 0.8
+
+
+def test_end_weight_needs_the_base_model_s_logits_and_a_number_at_least_zero():
+    from repcheck.errors import RepcheckError
+    from repcheck.train.config import TrainConfig
+
+    assert TrainConfig(end_weight=1.0).validate().end_weight == 1.0  # the default anchor, kl
+    assert TrainConfig(end_weight=1.0, anchor="plain").validate().end_weight == 1.0
+    with pytest.raises(RepcheckError, match="--anchor mle"):
+        TrainConfig(end_weight=1.0, anchor="mle").validate()
+    with pytest.raises(RepcheckError, match="end_weight"):
+        TrainConfig(end_weight=-1.0).validate()
+
+
+def test_end_breakdown_sorts_each_trained_end_by_what_the_base_did_there():
+    import math
+
+    from repcheck.train.evaluate import add_end_breakdown, comparison
+
+    before = {"generation": {"ended": [True, False, False, False, True], "looped": [False, True, False, False, False]}}
+    after = {"generation": {"ended": [True, True, True, False, False], "looped": [False] * 5}}
+    add_end_breakdown(before, after)
+    g = after["generation"]
+    assert g["eos_breakdown"] == {"base_ended": 1, "base_looped": 1, "base_went_on": 1, "answers": 5}
+    assert g["eos_where_base_went_on"] == 0.2 and before["generation"]["eos_where_base_went_on"] == 0.0
+    (row,) = [r for r in comparison(before, after) if r["metric"] == "generation.eos_where_base_went_on"]
+    assert row["after"] == 0.2 and row["better"] == "lower" and math.isnan(row["ratio"])
+    # a base evaluation without the per-answer flags (an earlier repcheck's): nothing added
+    old, new = {"generation": {"eos_rate": 0.2}}, {"generation": dict(after["generation"])}
+    del new["generation"]["eos_breakdown"], new["generation"]["eos_where_base_went_on"]
+    add_end_breakdown(old, new)
+    assert "eos_breakdown" not in new["generation"]
+    assert not [r for r in comparison(old, new) if r["metric"] == "generation.eos_where_base_went_on"]
