@@ -87,8 +87,9 @@ CONFIGS: dict[str, dict] = {
     "scalegrad": {**FULL, "method": "scalegrad"},
 }  # fmt: skip
 #: the configuration fields that decide the held-out split and the evaluation (equal: one base run)
-DATA_KEYS = ("model", "data", "self_samples", "self_new_tokens", "self_sampling", "seed", "eval_fraction",
-             "eval_repeats", "eval_sentences", "eval_prompts", "eval_new_tokens", "eval_legit", "block_size")  # fmt: skip
+DATA_KEYS = ("model", "data", "self_samples", "self_requests", "self_new_tokens", "self_sampling", "seed",
+             "eval_fraction", "eval_repeats", "eval_sentences", "eval_prompts", "eval_new_tokens", "eval_legit",
+             "block_size")  # fmt: skip
 
 
 def data_key(cfg) -> str:
