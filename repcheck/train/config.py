@@ -85,8 +85,8 @@ class TrainConfig:
     end_weight: float = _f(
         0.0,
         "With --anchor kl: weight of a term that holds the log-probability of ending (the end-of-text and "
-        "end-of-turn tokens) to the base model's at every position of the model's own text; the KL barely "
-        "notices a doubled chance of ending, greedy decoding does (docs/training.md).",
+        "end-of-turn tokens) to the base model's at every position of the model's own text and of DITTO's "
+        "samples; the KL barely notices a doubled chance of ending, greedy decoding does (docs/training.md).",
     )
     out: str = _f("runs/train", "Where the checkpoint, log.jsonl, report.json and before_after.png go.")
     steps: int = _f(150, "Optimizer steps (at most: the selection may stop earlier).")

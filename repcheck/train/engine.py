@@ -112,17 +112,12 @@ class RepetitionTrainer(Trainer):
                 logits, ids, inputs["starts"], inputs["periods"], cfg.lam, cfg.sentence_starts, self.spared
             )
             if cfg.end_weight:  # the penalty's way out of a repeat must not be the end of the text
-                every = torch.ones_like(ids, dtype=torch.bool)
-                hold = losses.end_hold(logits, self._base_logits(model, ids), every, self.ends)
-                self._parts["end"].append(hold.item())
-                loss = loss + cfg.end_weight * hold
+                loss = loss + self._end_hold(logits, self._base_logits(model, ids), torch.ones_like(ids, dtype=bool))
         elif kind == "mle" and "own" in inputs:
             base = self._base_logits(model, ids)
             loss = losses.anchored(logits, base, ids, inputs["own"])
             if cfg.end_weight:
-                hold = losses.end_hold(logits, base, inputs["own"], self.ends)
-                self._parts["end"].append(hold.item())
-                loss = loss + cfg.end_weight * hold
+                loss = loss + self._end_hold(logits, base, inputs["own"])
         elif kind == "mle":
             loss = losses.mle(logits, ids)
         elif kind == "ul-token":
@@ -139,6 +134,12 @@ class RepetitionTrainer(Trainer):
         self._parts[kind.replace("-", "_")].append(loss.item())
         self._tokens += ids.numel()
         return (loss, None) if return_outputs else loss
+
+    def _end_hold(self, logits: torch.Tensor, base_logits: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        """``--end-weight`` times ``losses.end_hold`` on the positions ``where`` [B, T] marks, logged as loss_end."""
+        hold = losses.end_hold(logits, base_logits, where, self.ends)
+        self._parts["end"].append(hold.item())
+        return self.train_config.end_weight * hold
 
     @torch.no_grad()
     def _base_logits(self, model, ids: torch.Tensor) -> torch.Tensor:

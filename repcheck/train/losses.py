@@ -54,9 +54,9 @@ def anchored(
 def end_hold(
     logits: torch.Tensor, base_logits: torch.Tensor, own: torch.Tensor, ends: Sequence[int], eps: float = 1e-3
 ) -> torch.Tensor:
-    """How far the probability of ending moved from the base model's, on the model's own text
-    (repcheck's ``--end-weight``, not in the papers). At each target position i where
-    ``own[b, i + 1]``:
+    """How far the probability of ending moved from the base model's where ``own`` marks (the
+    model's own text of an MLE step; every token of a DITTO sample), repcheck's
+    ``--end-weight``, not in the papers. At each target position i where ``own[b, i + 1]``:
 
         e_i    = sum_{v in ends} p_i(v)      (the trained model's probability of ending here)
         f_i    = sum_{v in ends} q_i(v)      (the frozen base model's)
