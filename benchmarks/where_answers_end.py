@@ -19,24 +19,12 @@ import time
 
 
 def answers(spec: str, requests: list[str], new_tokens: int) -> dict:
-    """A generation block with the per-answer flags the breakdown reads."""
+    """The training evaluation's greedy answers and their metrics (with the per-answer
+    ``ended`` and ``looped`` flags the breakdown reads)."""
     from repcheck import load_model
-    from repcheck.backends.base import GenerationRequest
-    from repcheck.decoding import parse_setting
-    from repcheck.prompts import Prompt, render_all
-    from repcheck.repetition import detect_loop
+    from repcheck.train.evaluate import answer_metrics, greedy_answers
 
-    model = load_model(spec, device="cpu")
-    sources = [Prompt(messages=({"role": "user", "content": r},)) for r in requests]
-    ids = render_all(model.tokenizer, sources, [1] * len(sources), model.context_length, model.name)
-    greedy = parse_setting("greedy")
-    request = GenerationRequest(ids, greedy, [new_tokens] * len(ids), samples=1, sources=sources, batch_size=16)
-    raw = model.generate(request)
-    return {
-        "ended": [bool(g.finished) for g in raw],
-        "looped": [detect_loop(g.token_ids) is not None for g in raw],
-        "lengths": [len(g.token_ids) for g in raw],
-    }
+    return answer_metrics(greedy_answers(load_model(spec, device="cpu"), requests, new_tokens))
 
 
 def main() -> None:
@@ -60,7 +48,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     requests = read_requests(args.requests)[:: args.every]
-    print(f"{len(requests)} requests of {args.requests}; greedy, chat, {args.new_tokens} new tokens; "
+    print(f"{len(requests)} requests of {args.requests}; greedy, as chat where the model has a template, {args.new_tokens} new tokens; "
           f"{torch.get_num_threads()} threads, CPU: {describe_cpu()}")  # fmt: skip
     base = None
     for spec in [args.base, *args.trained]:
@@ -69,16 +57,17 @@ def main() -> None:
             block = answers(spec, requests, args.new_tokens)
         n = len(block["ended"])
         print(f"{spec}: EOS {sum(block['ended'])} of {n}, loops {sum(block['looped'])}, mean length "
-              f"{sum(block['lengths']) / n:.0f} ({time.perf_counter() - started:.0f} s; {load.describe()})")  # fmt: skip
+              f"{block['mean_length']:.0f} ({time.perf_counter() - started:.0f} s; {load.describe()})")  # fmt: skip
         if base is None:
             base = block
             continue
         before, after = {"generation": dict(base)}, {"generation": block}
         add_end_breakdown(before, after)
         e = block["eos_breakdown"]
+        lengths = map(len, block["continuations"])
         early = sum(
             1
-            for ended, length, b_ended, b_looped in zip(block["ended"], block["lengths"], base["ended"], base["looped"])
+            for ended, length, b_ended, b_looped in zip(block["ended"], lengths, base["ended"], base["looped"])
             if ended and length < args.short and not b_ended and not b_looped
         )
         print(f"  ends at EOS where the base ended too {e['base_ended']}, looped {e['base_looped']}, went on "
