@@ -39,7 +39,8 @@ from repcheck.cpu import describe_cpu
 #: name -> TrainConfig overrides. "ditto" is the default recipe (a rank-16 LoRA adapter at
 #: learning rate 5e-4, the model's own text anchored to the base by KL) and "mle" its control;
 #: "rep*", "end*" and "own-requests" change one thing of the default (--rep-rate,
-#: --end-weight, --self-requests with benchmarks/data/story_beginnings.txt);
+#: --end-weight, --self-requests with benchmarks/data/story_beginnings.txt), "chat*" DITTO's
+#: samples inside their conversation (--chat-samples, with and without --end-weight);
 #: the "lora-" group is the sweep that chose it; the "full-" group trains every weight (the
 #: earlier default and its sweep); the last group the other methods at their defaults of the
 #: time (every weight, MLE anchor).
@@ -56,6 +57,8 @@ CONFIGS: dict[str, dict] = {
     "end1": {"end_weight": 1.0},
     "end4": {"end_weight": 4.0},
     "own-requests": {"self_requests": "benchmarks/data/story_beginnings.txt"},
+    "chat0.5": {"chat_samples": 0.5},
+    "chat0.5-end1": {"chat_samples": 0.5, "end_weight": 1.0},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},

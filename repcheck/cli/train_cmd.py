@@ -49,6 +49,7 @@ def train_command(
         bool, field_opt("sentence_starts", "--sentence-starts/--no-sentence-starts")
     ] = D.sentence_starts,
     spare_ends: Annotated[bool, field_opt("spare_ends", "--spare-ends/--no-spare-ends")] = D.spare_ends,
+    chat_samples: Annotated[float, field_opt("chat_samples", "--chat-samples", min=0.0, max=1.0)] = D.chat_samples,
     rep_rate: Annotated[float | None, field_opt("rep_rate", "--rep-rate", show_default=False)] = None,
     alpha: Annotated[float, field_opt("alpha", "--alpha")] = D.alpha,
     gamma: Annotated[float, field_opt("gamma", "--gamma")] = D.gamma,
@@ -111,6 +112,7 @@ def train_command(
         free_copies=free_copies,
         sentence_starts=sentence_starts,
         spare_ends=spare_ends,
+        chat_samples=chat_samples,
         rep_rate=rep_rate,
         alpha=alpha,
         gamma=gamma,

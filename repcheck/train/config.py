@@ -120,6 +120,13 @@ class TrainConfig:
         "DITTO: leave the end-of-text and end-of-turn tokens out of the penalty's softmax, so that the "
         "probability it takes from a repeated token never goes to ending the answer (docs/training.md).",
     )
+    chat_samples: float = _f(
+        0.0,
+        "DITTO: share of the chat-formatted training documents whose pseudo-repetitive samples sit inside "
+        "their conversation (the request and the opened assistant turn before the answer's text) instead of "
+        "being plain text: the penalty then meets a repeat where ending the turn is a way out, and "
+        "--end-weight can hold that way shut (docs/training.md).",
+    )
     rep_rate: float | None = _f(
         None,
         "Share of DITTO (or ul-seq) steps; the others are MLE steps (default: 0.35 for DITTO, where more anchored "
@@ -210,6 +217,7 @@ class TrainConfig:
                 )
         require_number("legit_mix", self.legit_mix, 0, 4)
         require_number("plain_mix", self.plain_mix, 0, 1)
+        require_number("chat_samples", self.chat_samples, 0, 1)
         require_number("asked_plain", self.asked_plain, 0, 4)
         if self.anchor not in ANCHORS:
             raise RepcheckError(f"unknown anchor {self.anchor!r}; choose one of {', '.join(ANCHORS)}", param="anchor")

@@ -178,26 +178,56 @@ def separator(sentence: str) -> str:
 
 
 def repetition_pairs(
-    tokenizer, documents: Sequence[str], block_size: int, max_prefix: int = 48, free_copies: int = 0
+    tokenizer,
+    documents: Sequence[str],
+    block_size: int,
+    max_prefix: int = 48,
+    free_copies: int = 0,
+    heads: Sequence[str] | None = None,
 ) -> list[tuple[list[int], list[int]]]:
     """(prefix, copy) token pairs from running text: for every sentence after a document's
     first, the prefix is the document's text before it (its last ``max_prefix`` tokens) and
     the copy is the sentence with its separator, tokenized as it occurs there. A pair whose
     prefix and the copies up to the first penalized one (2 + ``free_copies``) do not fit in
-    the block is skipped."""
+    the block is skipped.
+
+    ``heads`` (``--chat-samples``; one per document, "" for none): what precedes the document
+    in its conversation (the rendered request and the opened assistant turn). A document with
+    a head has it before its text in every prefix, and then the text's last whole sentences
+    that fit in ``max_prefix // 2`` tokens (the pair is skipped where the one before is
+    longer): the sample is a repeat inside an answer, where ending the turn is a way out that
+    plain text does not have."""
     pairs = []
-    for sents in sentences_of(documents):
+    heads = list(heads) if heads is not None else [""] * len(documents)
+    for doc, head in zip(documents, heads, strict=True):
+        sents = split_sentences(doc)
         if len(sents) < 2:
             continue
+        head_ids = tokenizer(head, add_special_tokens=False)["input_ids"] if head else []
         text = sents[0]
-        for cur in sents[1:]:
+        for n, cur in enumerate(sents[1:], start=1):
             joined = separator(cur) + cur
-            prefix = tokenizer(text, add_special_tokens=False)["input_ids"][-max_prefix:]
+            if head_ids:
+                context = _whole_sentences(tokenizer, sents[:n], max_prefix // 2)
+                prefix = head_ids + context if context else []  # none: the copy's separator would open the answer
+            else:
+                prefix = tokenizer(text, add_special_tokens=False)["input_ids"][-max_prefix:]
             copy = tokenizer(joined, add_special_tokens=False)["input_ids"]
             if copy and prefix and len(prefix) + (2 + free_copies) * len(copy) <= block_size:
                 pairs.append((prefix, copy))
             text += joined
     return pairs
+
+
+def _whole_sentences(tokenizer, sentences: Sequence[str], budget: int) -> list[int]:
+    """The tokens of the last of ``sentences`` that fit in ``budget`` tokens, joined as running text."""
+    text = ""
+    for sentence in reversed(sentences):
+        longer = sentence + (separator(text) + text if text else "")
+        if len(tokenizer(longer, add_special_tokens=False)["input_ids"]) > budget:
+            break
+        text = longer
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
 def repetition_sample(

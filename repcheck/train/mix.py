@@ -15,7 +15,9 @@
   text (its answers, their plain text), which ``--anchor kl`` holds to the base model's
   distribution instead of training on the sampled token.
 * **DITTO samples**: from the training documents' plain text only: an asked-for copy is never
-  a pseudo-repetitive sample.
+  a pseudo-repetitive sample. For a ``chat_samples`` share of the chat-formatted documents
+  the samples sit inside the conversation: the request and the opened assistant turn, then
+  the answer's text before the repeated sentence.
 """
 
 from __future__ import annotations
@@ -103,11 +105,7 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
     mle_docs += [(e.plain + "\n\n", False, False) for e in plain_examples]
     texts, ends, own = zip(*(mle_docs[i] for i in np.random.default_rng([cfg.seed, 3]).permutation(len(mle_docs))))
     blocks, own_tokens = marked_blocks(tok, texts, cfg.block_size, ends, own)
-    pairs = (
-        repetition_pairs(tok, [d.plain for d in train], cfg.block_size, free_copies=cfg.free_copies)
-        if cfg.method == "ditto"
-        else []
-    )
+    pairs, n_chat = ditto_pairs(cfg, tok, train) if cfg.method == "ditto" else ([], 0)
     check_corpus(pairs, blocks, cfg.method, cfg.block_size)
     if len(held) < 2:
         raise RepcheckError(
@@ -129,6 +127,7 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         train_tokens=len(blocks) * cfg.block_size,
         own_tokens=sum(map(sum, own_tokens)),
         repetition_pairs=len(pairs),
+        repetition_pairs_in_chat=n_chat,
     )
     return TrainingData(
         blocks=blocks,
@@ -139,6 +138,26 @@ def gather(cfg: TrainConfig, model, progress: ProgressCallback | None = None) ->
         asked=[request_and_answer(tok, e) for e in asked_val],
         info=info,
     )
+
+
+def ditto_pairs(cfg: TrainConfig, tokenizer, train: Sequence[Document]) -> tuple[list, int]:
+    """DITTO's (prefix, copy) pairs from the training documents' plain text, those of a seeded
+    ``chat_samples`` share of the chat-formatted documents inside their conversation (the
+    text before the answer as the head of every prefix); and how many pairs are in chat."""
+    heads = [d.training[: d.training.index(d.plain)] if d.plain and d.plain in d.training else "" for d in train]
+    chatted = [i for i, head in enumerate(heads) if head]
+    rng = np.random.default_rng([cfg.seed, 7])
+    chosen = set(rng.permutation(chatted)[: round(cfg.chat_samples * len(chatted))].tolist()) if chatted else set()
+    plain = [d.plain for i, d in enumerate(train) if i not in chosen]
+    pairs = repetition_pairs(tokenizer, plain, cfg.block_size, free_copies=cfg.free_copies)
+    if not chosen:
+        return pairs, 0
+    order = sorted(chosen)
+    in_chat = repetition_pairs(
+        tokenizer, [train[i].plain for i in order], cfg.block_size, free_copies=cfg.free_copies,
+        heads=[heads[i] for i in order],
+    )  # fmt: skip
+    return pairs + in_chat, len(in_chat)
 
 
 def asked_segments(example, tokenizer, anchor_end: bool = True) -> list[tuple[str, bool]]:
@@ -181,4 +200,12 @@ def validation_sentences(tokenizer, documents: Sequence[str], limit: int = 12, m
     return out[:limit]
 
 
-__all__ = ["Document", "TrainingData", "asked_segments", "gather", "request_and_answer", "validation_sentences"]
+__all__ = [
+    "Document",
+    "TrainingData",
+    "asked_segments",
+    "ditto_pairs",
+    "gather",
+    "request_and_answer",
+    "validation_sentences",
+]
