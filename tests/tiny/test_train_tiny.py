@@ -295,6 +295,31 @@ def test_plain_mix_and_asked_plain_add_plain_text(chat_llama, corpus, tmp_path):
     assert own_before > 0 and abs(own_after - own_before) < 64
 
 
+def test_chat_samples_put_ditto_s_samples_inside_their_conversation(chat_llama, corpus, tmp_path):
+    """A chat_samples share of the conversations gives its pairs with the conversation's head
+    (through the model's own chat template); the others and the user's text stay plain."""
+    from repcheck.train.mix import Document, ditto_pairs
+    from repcheck.train.selfgen import training_text
+
+    tok = load_model(str(chat_llama), device="cpu").tokenizer
+    answer = "The sea is calm today. The boats are out. Gulls follow them home. Night falls soon."
+    talks = [
+        Document(answer, training_text(tok, f"Tell me about day {i}.", answer, True, True), own=True) for i in range(4)
+    ]
+    user = [Document(answer, answer)]  # the user's text: no conversation around it
+    for share, in_chat in ((0.0, 0), (0.5, 2), (1.0, 4)):
+        pairs, n = ditto_pairs(
+            config(chat_llama, corpus, tmp_path, chat_samples=share, block_size=512), tok, talks + user
+        )
+        heads = [tok.decode(p) for p, _ in pairs if "Tell me about day" in tok.decode(p)]
+        assert n == len(heads) == 3 * in_chat  # each conversation's 3 sentences after its first
+        assert len(pairs) == 3 * 5  # every document's pairs, in one form or the other
+        assert all(
+            h.rstrip().endswith(("The sea is calm today.", "The boats are out.", "Gulls follow them home."))
+            for h in heads
+        )
+
+
 @pytest.mark.parametrize("lora", [True, False])
 def test_anchor_kl_scores_own_text_against_the_base_model(chat_llama, corpus, tmp_path, monkeypatch, lora):
     """With --anchor kl every MLE step's targets on the model's own text come from the base

@@ -79,6 +79,31 @@ def test_ditto_copies_are_joined_as_running_text():
     assert t.convert_ids_to_tokens(prefix) == ["a", "Ġb", "."]  # the running text before it, no BOS
 
 
+def test_a_head_puts_the_sample_inside_its_conversation():
+    """--chat-samples: the head (the request, the opened turn) opens every prefix, then the
+    answer's last whole sentences that fit in half of max_prefix; a pair with none is skipped."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[UNK]", "<u>", "<a>", "a", "b", "c", "d", "e", "."]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    t = PreTrainedTokenizerFast(tokenizer_object=tok)
+    doc = "a b c d . e . c ."  # sentences of 5, 2 and 2 tokens
+    plain = repetition_pairs(t, [doc], block_size=32, max_prefix=6)
+    assert [t.convert_ids_to_tokens(p) for p, _ in plain] == [
+        ["a", "b", "c", "d", "."],
+        ["b", "c", "d", ".", "e", "."],
+    ]  # the last max_prefix tokens
+    chat = repetition_pairs(t, [doc], block_size=32, max_prefix=6, heads=["<u> <a>"])
+    # the first sentence (5 tokens) does not fit in 3: skipped; then "e ." alone (whole sentences only)
+    ((prefix, copy),) = chat
+    assert t.convert_ids_to_tokens(prefix) == ["<u>", "<a>", "e", "."] and t.convert_ids_to_tokens(copy) == ["c", "."]
+    assert repetition_pairs(t, [doc], 32, 6, heads=[""]) == plain  # no head: plain text, as before
+    with pytest.raises(ValueError):
+        repetition_pairs(t, [doc, doc], 32, heads=["<u>"])  # one head per document
+
+
 def test_free_copies_move_the_penalty_to_a_later_copy():
     from repcheck.train.data import repetition_sample
 
@@ -279,6 +304,16 @@ def test_end_weight_needs_the_base_model_s_logits_and_a_number_at_least_zero():
         TrainConfig(end_weight=1.0, anchor="mle").validate()
     with pytest.raises(RepcheckError, match="end_weight"):
         TrainConfig(end_weight=-1.0).validate()
+
+
+def test_chat_samples_is_a_share():
+    from repcheck.errors import RepcheckError
+    from repcheck.train.config import TrainConfig
+
+    assert TrainConfig().validate().chat_samples == 0.0 and TrainConfig(chat_samples=1).validate().chat_samples == 1
+    for bad in (-0.1, 1.5):
+        with pytest.raises(RepcheckError, match="chat_samples"):
+            TrainConfig(chat_samples=bad).validate()
 
 
 def test_end_breakdown_sorts_each_trained_end_by_what_the_base_did_there():
