@@ -40,7 +40,8 @@ from repcheck.cpu import describe_cpu
 #: learning rate 5e-4, the model's own text anchored to the base by KL) and "mle" its control;
 #: "rep*", "end*" and "own-requests" change one thing of the default (--rep-rate,
 #: --end-weight, --self-requests with benchmarks/data/story_beginnings.txt), "chat*" DITTO's
-#: samples inside their conversation (--chat-samples, with and without --end-weight);
+#: samples inside their conversation (--chat-samples, with and without --end-weight), "scale*"
+#: the anchor's target with the base's chance of ending scaled (--end-scale);
 #: the "lora-" group is the sweep that chose it; the "full-" group trains every weight (the
 #: earlier default and its sweep); the last group the other methods at their defaults of the
 #: time (every weight, MLE anchor).
@@ -59,6 +60,7 @@ CONFIGS: dict[str, dict] = {
     "own-requests": {"self_requests": "benchmarks/data/story_beginnings.txt"},
     "chat0.5": {"chat_samples": 0.5},
     "chat0.5-end1": {"chat_samples": 0.5, "end_weight": 1.0},
+    "scale0.5": {"end_scale": 0.5},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},

@@ -82,6 +82,12 @@ class TrainConfig:
         "model per MLE step; plain: kl on the plain text of its answers only, mle on them as chat). The user's "
         "text and asked-for examples stay MLE.",
     )
+    end_scale: float = _f(
+        1.0,
+        "With --anchor kl: the factor on the base model's probability of ending (the end-of-text and end-of-turn "
+        "tokens) in the anchor's target, renormalized: below 1, where ending is a coin toss the anchor leans to "
+        "going on, where the base would surely end it still ends (1: the base's own; docs/training.md).",
+    )
     end_weight: float = _f(
         0.0,
         "With --anchor kl: weight of a term that holds the log-probability of ending (the end-of-text and "
@@ -222,6 +228,13 @@ class TrainConfig:
         if self.anchor not in ANCHORS:
             raise RepcheckError(f"unknown anchor {self.anchor!r}; choose one of {', '.join(ANCHORS)}", param="anchor")
         require_number("end_weight", self.end_weight, 0, 100)
+        require_number("end_scale", self.end_scale, 0, 1, lo_open=True)
+        if self.end_scale != 1.0 and self.anchor == "mle":
+            raise RepcheckError(
+                "--end-scale tilts the base model's distribution, which --anchor mle does not compute; "
+                "use --anchor kl or plain",
+                param="end_scale",
+            )
         if self.end_weight and self.anchor == "mle":
             raise RepcheckError(
                 "--end-weight holds the base model's chance of ending, which --anchor mle does not compute; "

@@ -115,7 +115,7 @@ class RepetitionTrainer(Trainer):
                 loss = loss + self._end_hold(logits, self._base_logits(model, ids), torch.ones_like(ids, dtype=bool))
         elif kind == "mle" and "own" in inputs:
             base = self._base_logits(model, ids)
-            loss = losses.anchored(logits, base, ids, inputs["own"])
+            loss = losses.anchored(logits, base, ids, inputs["own"], self.ends, cfg.end_scale)
             if cfg.end_weight:
                 loss = loss + self._end_hold(logits, base, inputs["own"])
         elif kind == "mle":

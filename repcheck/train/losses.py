@@ -10,6 +10,7 @@ quantity below lives on target positions i = 0 .. T-2 (target i is token i+1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -27,7 +28,12 @@ def mle(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
 
 
 def anchored(
-    logits: torch.Tensor, base_logits: torch.Tensor, input_ids: torch.Tensor, own: torch.Tensor
+    logits: torch.Tensor,
+    base_logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    own: torch.Tensor,
+    ends: Sequence[int] = (),
+    end_scale: float = 1.0,
 ) -> torch.Tensor:
     """MLE whose targets on the model's own text are the base model's whole distribution
     (repcheck's ``--anchor kl``, not in the papers). At each target position i:
@@ -42,11 +48,25 @@ def anchored(
     does not sharpen the model. The other tokens (the user's text, asked-for examples) are
     plain MLE: there the sampled token is the right one.
 
+    ``end_scale`` c (repcheck's ``--end-scale``; 1 is the plain KL): the target's probability
+    of the ``ends`` tokens is scaled by c and q renormalized,
+
+        q'_i(v) = c q_i(v) / Z_i  for v in ends,  q_i(v) / Z_i  otherwise,  Z_i = 1 - (1 - c) sum_{v in ends} q_i(v)
+
+    so where the base model would surely end (q = 0.95, c = 0.5: q' = 0.90) the target still
+    ends, where ending is a coin toss (q = 0.3: q' = 0.18) it leans to going on, and where the
+    base would not end nothing changes. Sharpening (MLE on temperature-0.7 samples) lowers
+    the end of turn too, but every other token's as well (docs/training.md).
+
     base_logits: [B, T, V] (no gradient); own: [B, T] bool, aligned with ``input_ids``.
     """
     logp, y = _targets(logits, input_ids)
     nll = -logp.gather(-1, y[..., None]).squeeze(-1)  # [B, T-1]
     logq = base_logits[:, :-1].float().log_softmax(-1)  # [B, T-1, V]
+    if ends and end_scale != 1.0:
+        tilt = logq.new_zeros(logq.shape[-1])  # [V]: log c at the end tokens, 0 elsewhere
+        tilt[list(ends)] = math.log(end_scale)
+        logq = (logq + tilt).log_softmax(-1)  # renormalized: divided by Z_i
     kl = (logq.exp() * (logq - logp)).sum(-1)  # [B, T-1]
     return torch.where(own[:, 1:], kl, nll).mean()
 
