@@ -332,11 +332,11 @@ def test_anchor_kl_scores_own_text_against_the_base_model(chat_llama, corpus, tm
     seen = []
     real = losses.anchored
 
-    def spy(logits, base_logits, ids, own):
+    def spy(logits, base_logits, ids, own, *rest):
         with torch.no_grad():
             want = base(input_ids=ids).logits
         seen.append((torch.allclose(base_logits, want, atol=1e-4), int(own.sum())))
-        return real(logits, base_logits, ids, own)
+        return real(logits, base_logits, ids, own, *rest)
 
     monkeypatch.setattr(losses, "anchored", spy)
     cfg = dict(self_samples=8, self_new_tokens=16, self_sampling="temperature=1.0", anchor="kl", rep_rate=0.5)
@@ -349,26 +349,36 @@ def test_anchor_kl_scores_own_text_against_the_base_model(chat_llama, corpus, tm
     assert not all(torch.equal(a, b) for a, b in zip(moved.state_dict().values(), base.state_dict().values()))
 
 
-def test_end_weight_holds_the_chance_of_ending_with_the_run_s_end_tokens(chat_llama, corpus, tmp_path, monkeypatch):
+def test_end_weight_and_end_scale_use_the_run_s_end_tokens(chat_llama, corpus, tmp_path, monkeypatch):
     """--end-weight adds losses.end_hold on the anchored MLE steps, with the tokenizer's end
-    tokens and the same base logits as the KL, and logs it as loss_end."""
+    tokens and the same base logits as the KL, and logs it as loss_end; --end-scale reaches
+    the anchor's KL with the same end tokens."""
     from transformers import AutoTokenizer
 
     from repcheck.train import losses
     from repcheck.train.data import end_tokens
 
-    seen = []
-    real = losses.end_hold
+    seen, tilts = [], []
+    real, real_anchored = losses.end_hold, losses.anchored
 
     def spy(logits, base_logits, own, ends, *args):
         seen.append((list(ends), int(own.sum())))
         return real(logits, base_logits, own, ends, *args)
 
+    def spy_anchored(logits, base_logits, ids, own, ends=(), end_scale=1.0):
+        tilts.append((list(ends), end_scale))
+        return real_anchored(logits, base_logits, ids, own, ends, end_scale)
+
     monkeypatch.setattr(losses, "end_hold", spy)
+    monkeypatch.setattr(losses, "anchored", spy_anchored)
     cfg = dict(self_samples=8, self_new_tokens=16, self_sampling="temperature=1.0", anchor="kl", rep_rate=0.5)
-    r = train(config(chat_llama, corpus, tmp_path / "end", steps=6, select_every=0, end_weight=2.0, **cfg))
+    r = train(
+        config(chat_llama, corpus, tmp_path / "end", steps=6, select_every=0, end_weight=2.0, end_scale=0.5, **cfg)
+    )
     want = end_tokens(AutoTokenizer.from_pretrained(chat_llama))
     assert want and seen and all(ends == want for ends, _ in seen)
     assert any(n > 0 for _, n in seen)
+    assert tilts and all(t == (want, 0.5) for t in tilts)
+    assert r.report["config"]["end_scale"] == 0.5
     logged = [json.loads(line) for line in open(r.out / "log.jsonl", encoding="utf-8")]
     assert any("loss_end" in entry for entry in logged)

@@ -48,6 +48,40 @@ def test_anchored_is_kl_on_own_tokens_and_nll_elsewhere():
     )
 
 
+def test_end_scale_tilts_the_anchor_s_target_away_from_ending():
+    # vocabulary [a, b, end]; ends = {2}; every target is the model's own text (rows 0-2
+    # predict targets 0-2; the last row predicts nothing)
+    q = [[0.35, 0.35, 0.3], [0.025, 0.025, 0.95], [0.5, 0.5, 0.0001], [1 / 3] * 3]
+    ids, own = torch.tensor([[0, 1, 0, 1]]), torch.ones(1, 4, dtype=torch.bool)
+
+    def tilted(row, c):  # the docstring's q': ending scaled by c, renormalized
+        z = 1 - (1 - c) * row[2]
+        return [row[0] / z, row[1] / z, c * row[2] / z]
+
+    target = [tilted(r, 0.5) for r in q]
+    assert target[0][2] == pytest.approx(0.15 / 0.85)  # a coin toss leans to going on (0.3 -> 0.18)
+    assert target[1][2] == pytest.approx(0.475 / 0.525)  # a sure end stays one (0.95 -> 0.90)
+    # the tilted target is where the loss is 0 and pulls nowhere; the base's own q is not
+    at_target = logits_for(target).requires_grad_(True)
+    zero = losses.anchored(at_target, logits_for(q), ids, own, ends=[2], end_scale=0.5)
+    zero.backward()
+    assert zero.item() == pytest.approx(0.0, abs=1e-6) and at_target.grad.abs().max() < 1e-6
+    at_base = logits_for(q).requires_grad_(True)
+    loss = losses.anchored(at_base, logits_for(q), ids, own, ends=[2], end_scale=0.5)
+    loss.backward()
+
+    def kl(a, b):
+        return sum(x * math.log(x / y) for x, y in zip(a, b))
+
+    assert loss.item() == pytest.approx(sum(kl(t, r) for t, r in zip(target[:3], q)) / 3, rel=1e-4)
+    assert at_base.grad[0, 0, 2] > 0 and at_base.grad[0, 1, 2] > 0  # descent lowers the end's logit
+    assert abs(at_base.grad[0, 2, 2]) < 1e-4  # where the base would not end, almost nothing
+    # c = 1, or no end tokens: the plain KL
+    plain = losses.anchored(logits_for(q), logits_for(q), ids, own)
+    assert losses.anchored(logits_for(q), logits_for(q), ids, own, ends=[2], end_scale=1.0).item() == plain.item()
+    assert losses.anchored(logits_for(q), logits_for(q), ids, own, ends=(), end_scale=0.5).item() == plain.item()
+
+
 def test_end_hold_is_the_squared_log_ratio_of_ending_on_own_tokens():
     # vocabulary [a, b, end]; ends = {2}. Targets 0..2; own marks tokens 1 and 3 (targets 0 and 2).
     p = [[0.5, 0.3, 0.2], [0.1, 0.1, 0.8], [0.6, 0.38, 0.02], [1 / 3] * 3]

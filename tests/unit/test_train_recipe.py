@@ -306,6 +306,19 @@ def test_end_weight_needs_the_base_model_s_logits_and_a_number_at_least_zero():
         TrainConfig(end_weight=-1.0).validate()
 
 
+def test_end_scale_is_a_factor_that_needs_the_base_model():
+    from repcheck.errors import RepcheckError
+    from repcheck.train.config import TrainConfig
+
+    assert TrainConfig().validate().end_scale == 1.0 and TrainConfig(end_scale=0.5).validate().end_scale == 0.5
+    assert TrainConfig(end_scale=1.0, anchor="mle").validate().anchor == "mle"  # 1 is no change
+    with pytest.raises(RepcheckError, match="--anchor mle"):
+        TrainConfig(end_scale=0.5, anchor="mle").validate()
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(RepcheckError, match="end_scale"):
+            TrainConfig(end_scale=bad).validate()
+
+
 def test_chat_samples_is_a_share():
     from repcheck.errors import RepcheckError
     from repcheck.train.config import TrainConfig
