@@ -200,6 +200,10 @@ def test_cli_train_and_eval_only(tiny_llama, corpus, tmp_path):
         (["--self-requests", "mine.txt", "--self-samples", "0"], "--self-requests needs"),
         (["--end-weight", "1", "--anchor", "mle"], "--anchor mle"),
         (["--end-weight", "-1"], "--end-weight"),
+        (["--end-scale", "0.5", "--anchor", "mle"], "--anchor mle"),
+        (["--end-scale", "0"], "out of range (0, 1]"),
+        (["--end-scale", "2"], "--end-scale"),
+        (["--chat-samples", "1.5"], "--chat-samples"),
     ],
 )
 def test_bad_options_are_refused_before_loading(args, needle):
