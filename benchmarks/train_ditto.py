@@ -61,6 +61,7 @@ CONFIGS: dict[str, dict] = {
     "chat0.5": {"chat_samples": 0.5},
     "chat0.5-end1": {"chat_samples": 0.5, "end_weight": 1.0},
     "scale0.5": {"end_scale": 0.5},
+    "scale0.3": {"end_scale": 0.3},
     "scale0.2": {"end_scale": 0.2},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
