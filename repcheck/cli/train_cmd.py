@@ -36,7 +36,9 @@ def train_command(
     asked_plain: Annotated[float, field_opt("asked_plain", "--asked-plain", min=0.0, max=4.0)] = D.asked_plain,
     anchor: Annotated[Anchor, field_opt("anchor", "--anchor")] = Anchor(D.anchor),
     end_weight: Annotated[float, field_opt("end_weight", "--end-weight", min=0.0)] = D.end_weight,
-    end_scale: Annotated[float, field_opt("end_scale", "--end-scale", min=0.0, max=1.0)] = D.end_scale,
+    end_scale: Annotated[
+        float | None, field_opt("end_scale", "--end-scale", min=0.0, max=1.0, show_default=False)
+    ] = None,
     out: Annotated[Path, field_opt("out", "--out", "-o")] = Path(D.out),
     model: opt.ModelOpt = D.model,
     steps: Annotated[int, field_opt("steps", "--steps", min=1)] = D.steps,

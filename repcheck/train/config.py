@@ -14,6 +14,8 @@ ANCHORS = ("mle", "kl", "plain")
 #: the default peak learning rates (docs/training.md: the sweep)
 LORA_LEARNING_RATE = 5e-4
 FULL_LEARNING_RATE = 5e-5
+#: the default factor on the base's chance of ending in the anchor's target (docs/training.md: the sweep)
+END_SCALE = 0.2
 #: the default share of the method's own steps (the others are MLE steps; docs/training.md)
 REP_RATES = {"ditto": 0.35, "ul-seq": 0.5}
 
@@ -82,11 +84,12 @@ class TrainConfig:
         "model per MLE step; plain: kl on the plain text of its answers only, mle on them as chat). The user's "
         "text and asked-for examples stay MLE.",
     )
-    end_scale: float = _f(
-        1.0,
-        "With --anchor kl: the factor on the base model's probability of ending (the end-of-text and end-of-turn "
-        "tokens) in the anchor's target, renormalized: below 1, where ending is a coin toss the anchor leans to "
-        "going on, where the base would surely end it still ends (1: the base's own; docs/training.md).",
+    end_scale: float | None = _f(
+        None,
+        "With --anchor kl or plain: the factor on the base model's probability of ending (the end-of-text and "
+        "end-of-turn tokens) in the anchor's target, renormalized: where ending is a coin toss the anchor leans to "
+        "going on, where the base would surely end it still ends (default: 0.2, which kept the share of answers "
+        "ending at EOS near the base's; 1: the base's own; docs/training.md).",
     )
     end_weight: float = _f(
         0.0,
@@ -228,6 +231,8 @@ class TrainConfig:
         if self.anchor not in ANCHORS:
             raise RepcheckError(f"unknown anchor {self.anchor!r}; choose one of {', '.join(ANCHORS)}", param="anchor")
         require_number("end_weight", self.end_weight, 0, 100)
+        if self.end_scale is None:  # the anchor's target is the base's distribution; --anchor mle has none
+            self.end_scale = 1.0 if self.anchor == "mle" else END_SCALE
         require_number("end_scale", self.end_scale, 0, 1, lo_open=True)
         if self.end_scale != 1.0 and self.anchor == "mle":
             raise RepcheckError(

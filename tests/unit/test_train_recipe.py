@@ -308,9 +308,12 @@ def test_end_weight_needs_the_base_model_s_logits_and_a_number_at_least_zero():
 
 def test_end_scale_is_a_factor_that_needs_the_base_model():
     from repcheck.errors import RepcheckError
-    from repcheck.train.config import TrainConfig
+    from repcheck.train.config import END_SCALE, TrainConfig
 
-    assert TrainConfig().validate().end_scale == 1.0 and TrainConfig(end_scale=0.5).validate().end_scale == 0.5
+    assert TrainConfig().validate().end_scale == END_SCALE == 0.2  # the default, with the default anchor kl
+    assert TrainConfig(anchor="plain").validate().end_scale == END_SCALE
+    assert TrainConfig(anchor="mle").validate().end_scale == 1.0  # no base distribution to tilt
+    assert TrainConfig(end_scale=0.5).validate().end_scale == 0.5
     assert TrainConfig(end_scale=1.0, anchor="mle").validate().anchor == "mle"  # 1 is no change
     with pytest.raises(RepcheckError, match="--anchor mle"):
         TrainConfig(end_scale=0.5, anchor="mle").validate()
