@@ -41,6 +41,8 @@ RESUME_KEYS = (
     "lora",
     "rep_rate",
     "lam",
+    "end_scale",
+    "chat_samples",
     "alpha",
     "gamma",
 )

@@ -10,6 +10,7 @@ from cli_helpers import assert_usage_error, run
 from tiny_models import write_training_corpus
 
 from repcheck import load_model, probe
+from repcheck.errors import RepcheckError
 from repcheck.train import TrainConfig, TrainingInterrupted, train
 
 PROBE = ["The committee approved the new budget.", "Paris watched the army."]
@@ -93,6 +94,8 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_llama, corpus, tm
     with pytest.raises(TrainingInterrupted, match="checkpoint-3; continue with --resume"):
         train(cfg)
     monkeypatch.setattr(engine.ReportCallback, "on_step_end", real)
+    with pytest.raises(RepcheckError, match="different end_scale"):  # another loss is another run
+        train(config(tiny_llama, corpus, tmp_path / "cut", steps=6, save_steps=3, resume=True, end_scale=0.5))
     resumed = train(config(tiny_llama, corpus, tmp_path / "cut", steps=6, save_steps=3, resume=True))
     assert resumed.report["training"]["resumed_from"].endswith("checkpoint-3")
     a = load_model(str(whole.out), device="cpu").model.state_dict()
