@@ -1,9 +1,9 @@
 """How close a call each end of a trained model's answers is.
 
 Each checkpoint answers the open-ended evaluation prompts (the training evaluation's greedy
-answers: ``sample_prompts/open_ended.txt``, as chat, --new-tokens). At the position where an
-answer ends at EOS, the checkpoint's own next-token distribution (its answer teacher-forced)
-gives the probability of ending (``repcheck.train.data.end_tokens``) and the best other
+answers: ``sample_prompts/open_ended.txt``, as chat where the model has a template,
+--new-tokens). At the position where an answer ends at EOS, the checkpoint's own next-token
+distribution (its answer teacher-forced) gives the probability of ending (``repcheck.train.data.end_tokens``) and the best other
 token; the base model's probability of ending at the same place is printed beside it. An end
 whose margin over the best other token is under --margin is a close call: a small change to
 the chance of ending (``--end-scale``, docs/training.md) decides that answer.
@@ -20,13 +20,11 @@ def end_points(model, base, prompts: list[str], new_tokens: int, ends: list[int]
     """For each answer of ``model`` that ends at EOS: P(end) under it and under ``base``, and the best other token."""
     import torch
 
-    from repcheck.prompts import Prompt, render_all
-    from repcheck.train.evaluate import greedy_answers
+    from repcheck.train.evaluate import greedy_answers, rendered_prompts
 
     tok = model.tokenizer
     raw, _, _ = greedy_answers(model, prompts, new_tokens)
-    sources = [Prompt(messages=({"role": "user", "content": p},)) for p in prompts]
-    ids = render_all(tok, sources, [1] * len(prompts), model.context_length, model.name)
+    _, ids, _ = rendered_prompts(model, prompts)  # the prompts greedy_answers gave the model
     rows = []
     with torch.no_grad():
         for i, (prompt, g) in enumerate(zip(ids, raw, strict=True)):

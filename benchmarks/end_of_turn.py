@@ -46,23 +46,18 @@ def main() -> None:
     args = ap.parse_args()
 
     from repcheck import load_model
-    from repcheck.backends.base import GenerationRequest
-    from repcheck.decoding import parse_setting
     from repcheck.gate.suite import read_set
-    from repcheck.prompts import Prompt, render_all
     from repcheck.train.config import TrainConfig
     from repcheck.train.data import end_tokens
+    from repcheck.train.evaluate import greedy_answers, rendered_prompts
     from repcheck.train.selfgen import BEGINNINGS, instructions, self_generated
 
     base = load_model(args.base, device="cpu")
     tok = base.tokenizer
     ends = end_tokens(tok, getattr(base.model, "generation_config", None))
     prompts = read_set("open_ended", None)
-    sources = [Prompt(messages=({"role": "user", "content": p},)) for p in prompts]
-    ids = render_all(tok, sources, [1] * len(sources), base.context_length, base.name)
-    greedy = base.generate(
-        GenerationRequest(ids, parse_setting("greedy"), [args.new_tokens] * len(ids), samples=1, sources=sources)
-    )
+    greedy, _, _ = greedy_answers(base, prompts, args.new_tokens)  # the training evaluation's answers
+    _, ids, _ = rendered_prompts(base, prompts)
     kinds = {"open prompts": list(zip(ids, [g.token_ids for g in greedy], strict=True))}
 
     cfg = TrainConfig()

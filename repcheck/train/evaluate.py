@@ -137,14 +137,21 @@ def greedy_answers(model: Backend, prompts: list[str], max_new_tokens: int) -> t
     see), else continued as plain text."""
     from ..backends.base import GenerationRequest
     from ..decoding import parse_setting
+
+    sources, ids, chat = rendered_prompts(model, prompts)
+    budgets = fitting_budgets(ids, max_new_tokens, model.context_length)
+    raw = model.generate(GenerationRequest(ids, parse_setting("greedy"), budgets, batch_size=16, sources=sources))
+    return raw, [model.tokenizer.decode(g.token_ids, skip_special_tokens=True) for g in raw], chat
+
+
+def rendered_prompts(model: Backend, prompts: list[str]) -> tuple[list, list[list[int]], bool]:
+    """(sources, token ids, whether as chat) of ``prompts`` as ``greedy_answers`` gives them to
+    the model: the user's turn through the chat template where it has one, else plain text."""
     from ..prompts import Prompt, render_all
 
     chat = has_chat_template(model.tokenizer)
     sources = [Prompt(messages=({"role": "user", "content": p},)) if chat else Prompt(text=p) for p in prompts]
-    ids = render_all(model.tokenizer, sources, [1] * len(prompts), model.context_length, model.name)
-    budgets = fitting_budgets(ids, max_new_tokens, model.context_length)
-    raw = model.generate(GenerationRequest(ids, parse_setting("greedy"), budgets, batch_size=16, sources=sources))
-    return raw, [model.tokenizer.decode(g.token_ids, skip_special_tokens=True) for g in raw], chat
+    return sources, render_all(model.tokenizer, sources, [1] * len(prompts), model.context_length, model.name), chat
 
 
 def fitting_budgets(prompts: list[list[int]], wanted: int, context_length: int | None) -> list[int]:
