@@ -62,11 +62,12 @@ def anchored(
     """
     logp, y = _targets(logits, input_ids)
     nll = -logp.gather(-1, y[..., None]).squeeze(-1)  # [B, T-1]
-    logq = base_logits[:, :-1].float().log_softmax(-1)  # [B, T-1, V]
-    if ends and end_scale != 1.0:
-        tilt = logq.new_zeros(logq.shape[-1])  # [V]: log c at the end tokens, 0 elsewhere
+    base = base_logits[:, :-1].float()  # [B, T-1, V]
+    if ends and end_scale != 1.0:  # log c added to the end tokens' logits: the softmax divides by Z_i
+        tilt = base.new_zeros(base.shape[-1])  # [V]: log c at the end tokens, 0 elsewhere
         tilt[list(ends)] = math.log(end_scale)
-        logq = (logq + tilt).log_softmax(-1)  # renormalized: divided by Z_i
+        base = base + tilt
+    logq = base.log_softmax(-1)  # [B, T-1, V]
     kl = (logq.exp() * (logq - logp)).sum(-1)  # [B, T-1]
     return torch.where(own[:, 1:], kl, nll).mean()
 
