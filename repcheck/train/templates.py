@@ -96,79 +96,16 @@ def _list(rng, sentences):
                    shown + f"\n4. {items[3]}")  # fmt: skip
 
 
-#: attribute names for code (none of the legit suite's: its name, age, email)
-ATTRS = "title color price weight owner status label width height speed level count".split()
-
-
-@dataclass(frozen=True)
-class Code:
-    """Code that repeats one unit's pattern (a branch, a method, an entry, a line) with one
-    thing changed: ``head``, then the ``units`` joined by ``sep``, then ``tail``."""
-
-    head: str
-    units: list[str]
-    last: str  # the last unit, in words ("the entry for "comet"")
-    sep: str = "\n"
-    tail: str = ""
-
-    def text(self, upto: int | None = None) -> str:
-        body = self.sep.join(self.units[:upto])
-        return self.head + body + (self.tail if upto is None else "")
-
-
-def _branches(rng) -> Code:
-    """A function whose if/elif branches each return a word."""
-    values = _pick(rng, WORDS, int(rng.integers(3, 6)))
-    units = [f'    {"if" if i == 0 else "elif"} n == {i + 1}:\n        return "{v}"' for i, v in enumerate(values)]
-    head = f"def {_pick(rng, WORDS)[0]}_name(n):\n"
-    return Code(head, units, f'the branch for n == {len(values)}, returning "{values[-1]}"')
-
-
-def _accessors(rng) -> Code:
-    """A class with one accessor method per attribute."""
-    verb = _pick(rng, ("get", "read", "fetch"))[0]
-    attrs = _pick(rng, ATTRS, int(rng.integers(3, 5)))
-    units = [f"    def {verb}_{a}(self):\n        return self._{a}" for a in attrs]
-    return Code(f"class {_pick(rng, WORDS)[0].capitalize()}:\n", units, f"the method {verb}_{attrs[-1]}", "\n\n")
-
-
-def _constructor(rng) -> Code:
-    """A constructor that stores each of its arguments."""
-    attrs = _pick(rng, ATTRS, int(rng.integers(3, 6)))
-    head = f"class {_pick(rng, WORDS)[0].capitalize()}:\n    def __init__(self, {', '.join(attrs)}):\n"
-    return Code(head, [f"        self.{a} = {a}" for a in attrs], f"the line that stores {attrs[-1]}")
-
-
-def _mapping(rng) -> Code:
-    """A dict literal, one entry a line, each value the key's length in letters."""
-    keys = _pick(rng, WORDS, int(rng.integers(3, 6)))
-    head = f"{_pick(rng, ATTRS)[0].upper()}_LENGTHS = {{\n"
-    return Code(head, [f'    "{k}": {len(k)},' for k in keys], f'the entry for "{keys[-1]}"', tail="\n}")
-
-
-def _tests(rng) -> Code:
-    """One test function per function under test, each asserting a doubled number."""
-    names = _pick(rng, WORDS, int(rng.integers(3, 5)))
-    xs = rng.integers(2, 50, size=len(names))
-    units = [f"def test_{w}():\n    assert double_{w}({x}) == {2 * x}" for w, x in zip(names, xs, strict=True)]
-    return Code("", units, f"the test of double_{names[-1]}", "\n\n\n")
-
-
-def _calls(rng) -> Code:
-    """The same method called once a line, each time on the next word."""
-    obj, method = _pick(rng, (("menu", "add_item"), ("registry", "register"), ("parser", "add_option")))[0]
-    words = _pick(rng, WORDS, int(rng.integers(3, 6)))
-    return Code("", [f'{obj}.{method}("{w}")' for w in words], f'the call for "{words[-1]}"')
-
-
-#: the shapes of code examples; a request shows all but the last unit and names it, the
-#: answer is the whole code
-CODE_SHAPES = (_branches, _accessors, _constructor, _mapping, _tests, _calls)
-
-
 def _code(rng, sentences):
-    code = CODE_SHAPES[int(rng.integers(len(CODE_SHAPES)))](rng)
-    return Example("code", f"Complete this code with {code.last}, and write it whole:\n{code.text(-1)}", code.text())
+    name = _pick(rng, WORDS)[0]
+    n = int(rng.integers(3, 6))
+    values = _pick(rng, WORDS, n)
+    lines = [f"def {name}_name(n):"]
+    for i, v in enumerate(values):
+        lines += [f"    {'if' if i == 0 else 'elif'} n == {i + 1}:", f'        return "{v}"']
+    shown = "\n".join(lines[: 1 + 2 * (n - 1)])
+    return Example("code", f"Complete this function with the branch for n == {n}, returning \"{values[-1]}\", "
+                   f"and write the whole function:\n{shown}", "\n".join(lines))  # fmt: skip
 
 
 def _table(rng, sentences):
@@ -264,4 +201,4 @@ def examples(n: int, sentences: Sequence[str], seed: int, categories: Sequence[s
     return [TEMPLATES[categories[i % len(categories)]](rng, usable) for i in range(n)]
 
 
-__all__ = ["CATEGORIES", "CODE_SHAPES", "STRUCTURES", "Code", "Example", "TEMPLATES", "examples"]
+__all__ = ["CATEGORIES", "STRUCTURES", "Example", "TEMPLATES", "examples"]
