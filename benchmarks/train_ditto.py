@@ -63,7 +63,8 @@ CONFIGS: dict[str, dict] = {
     "scale0.5": {"end_scale": 0.5},
     "scale0.3": {"end_scale": 0.3},
     "scale0.2": {"end_scale": 0.2},
-    "seed1": {"seed": 1},  # the default on another draw of the data, split and batches
+    "seed1": {"seed": 1},  # the default on other draws of the data, split and batches
+    "seed2": {"seed": 2},
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},
