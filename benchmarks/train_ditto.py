@@ -18,7 +18,8 @@ Each line prints the load other processes put on the machine while it trained (a
 machine makes a run up to 3x slower) and the CPU's kind (AMX or AVX2 only). The base model is
 evaluated once per data configuration and reused. --reuse reads a configuration's
 report.json where an earlier run of this script left one, and the base evaluation
-(before.json) an interrupted run left for the same data.
+(before.json) an interrupted run left, each only where it was made from the same data
+(``data_key``: the configuration's data fields and the self-generation recipe's version).
 
 With --cost, also the training cost of each method: tokens/s of its own batches against a
 plain MLE step of transformers' Trainer on the same input ids, in the same run.
@@ -102,7 +103,17 @@ DATA_KEYS = ("model", "data", "self_samples", "self_requests", "self_new_tokens"
 
 
 def data_key(cfg) -> str:
-    return json.dumps({k: getattr(cfg, k) for k in DATA_KEYS}, sort_keys=True)
+    """What decides a configuration's data and base evaluation: its DATA_KEYS and, where the
+    model answers itself, the self-generation recipe's version (a new recipe, new answers)."""
+    from repcheck.train.selfgen import VERSION
+
+    fields = {k: getattr(cfg, k) for k in DATA_KEYS}
+    return json.dumps({**fields, "selfgen_version": VERSION if cfg.self_samples else None}, sort_keys=True)
+
+
+#: OUT/KEYS_FILE: each configuration's data key, written before it trains, so that the base
+#: evaluation an interrupted run left (OUT/NAME/before.json) is reused only for the same data
+KEYS_FILE = "data_keys.json"
 
 
 def run_all(names: list[str], out: Path, reuse: bool) -> dict[str, dict]:
@@ -114,20 +125,26 @@ def run_all(names: list[str], out: Path, reuse: bool) -> dict[str, dict]:
     for name in names:
         cfg = TrainConfig(**{**CONFIGS[name], "out": str(out / name), "overwrite": True})
         done = out / name / "report.json"
+        key = data_key(cfg)
         if reuse and done.is_file():
             report = json.loads(done.read_text())
-            reports[name] = report
-            bases.setdefault(data_key(cfg), report["before"])
-            print(f"  {name:18s} reused from {done}", flush=True)
-            continue
-        if reuse and data_key(cfg) not in bases:
-            bases.update(saved_bases(out, data_key))
+            if report.get("data_key") == key:
+                reports[name] = report
+                bases.setdefault(key, report["before"])
+                print(f"  {name:18s} reused from {done}", flush=True)
+                continue
+            print(f"  {name:18s} {done} was made from other data (or an earlier recipe of it): trained again")
+        if reuse and key not in bases:
+            bases.update(saved_bases(out))
+        keys_path = out / KEYS_FILE
+        keys = json.loads(keys_path.read_text()) if keys_path.is_file() else {}
+        keys_path.write_text(json.dumps({**keys, name: key}, indent=1))
         started = time.perf_counter()
         with LoadMeter() as load:
             result = train(cfg, before=bases.get(data_key(cfg)))
-        report = {**result.report, "wall_s": time.perf_counter() - started, "load": load.describe()}
+        report = {**result.report, "wall_s": time.perf_counter() - started, "load": load.describe(), "data_key": key}
         done.write_text(json.dumps(report, default=str))
-        bases.setdefault(data_key(cfg), report["before"])
+        bases.setdefault(key, report["before"])
         reports[name] = report
         t = report["training"]
         print(f"  {name:18s} {t['steps']} steps, {t['elapsed_s'] / 60:.1f} min training, "
@@ -135,19 +152,20 @@ def run_all(names: list[str], out: Path, reuse: bool) -> dict[str, dict]:
     return reports
 
 
-def saved_bases(out: Path, key) -> dict[str, dict]:
-    """The base evaluations (before.json) that earlier, possibly interrupted, runs left in OUT/*,
-    by data key (read from the train_config.json beside each)."""
-    from repcheck.train import TrainConfig
-
+def saved_bases(out: Path) -> dict[str, dict]:
+    """The base evaluations (before.json) that earlier, possibly interrupted, runs left in
+    OUT/*, by the data key recorded in OUT/KEYS_FILE when each started; one without a recorded
+    key is evaluated again, not trusted."""
+    try:
+        keys = json.loads((out / KEYS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
     found = {}
-    for before in out.glob("*/before.json"):
+    for name, key in keys.items():
         try:
-            saved = json.loads((before.parent / "train_config.json").read_text())
-            cfg = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
-            found.setdefault(key(cfg), json.loads(before.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue  # an unreadable leftover is evaluated again, not trusted
+            found.setdefault(key, json.loads((out / name / "before.json").read_text()))
+        except (OSError, ValueError):
+            continue  # missing or unreadable: evaluated again
     return found
 
 
