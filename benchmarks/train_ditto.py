@@ -38,14 +38,15 @@ from pathlib import Path
 from repcheck.cpu import describe_cpu
 
 #: name -> TrainConfig overrides. "ditto" is the default recipe (a rank-16 LoRA adapter at
-#: learning rate 5e-4, the model's own text anchored to the base by KL) and "mle" its control;
+#: learning rate 5e-4, the model's own text anchored to the base by KL) and "mle" its control,
+#: "ul-token", "ul-seq" and "scalegrad" the other methods on the same defaults;
 #: "rep*", "end*" and "own-requests" change one thing of the default (--rep-rate,
 #: --end-weight, --self-requests with benchmarks/data/story_beginnings.txt), "chat*" DITTO's
 #: samples inside their conversation (--chat-samples, with and without --end-weight), "scale*"
 #: the anchor's target with the base's chance of ending scaled (--end-scale);
 #: the "lora-" group is the sweep that chose it; the "full-" group trains every weight (the
-#: earlier default and its sweep); the last group the other methods at their defaults of the
-#: time (every weight, MLE anchor).
+#: earlier default and its sweep, and the other methods at their defaults of that time: every
+#: weight, MLE anchor).
 #: the LoRA recipe before the anchor (MLE on the model's sampled answers, DITTO's sentence
 #: starts penalized, no plain text, 200 steps): the base of the "lora-" sweep
 MLE_ANCHOR = {"anchor": "mle", "plain_mix": 0.0, "asked_plain": 0.0, "sentence_starts": True, "steps": 200,
@@ -54,6 +55,9 @@ FULL = {**MLE_ANCHOR, "lora": False}  # every weight, learning rate 5e-5
 CONFIGS: dict[str, dict] = {
     "ditto": {},
     "mle": {"method": "mle"},
+    "ul-token": {"method": "ul-token"},
+    "ul-seq": {"method": "ul-seq"},
+    "scalegrad": {"method": "scalegrad"},
     "rep0.5": {"rep_rate": 0.5},
     "rep0.25": {"rep_rate": 0.25},
     "end1": {"end_weight": 1.0},
@@ -92,9 +96,9 @@ CONFIGS: dict[str, dict] = {
     "full-python-docs": {**FULL, "data": ["python_docs"], "self_samples": 0},
     "full-lr2e-5": {**FULL, "learning_rate": 2e-5},
     "full-mle": {**FULL, "method": "mle"},
-    "ul-token": {**FULL, "method": "ul-token"},
-    "ul-seq": {**FULL, "method": "ul-seq"},
-    "scalegrad": {**FULL, "method": "scalegrad"},
+    "full-ul-token": {**FULL, "method": "ul-token"},
+    "full-ul-seq": {**FULL, "method": "ul-seq"},
+    "full-scalegrad": {**FULL, "method": "scalegrad"},
 }  # fmt: skip
 #: the configuration fields that decide the held-out split and the evaluation (equal: one base run)
 DATA_KEYS = ("model", "data", "self_samples", "self_requests", "self_new_tokens", "self_sampling", "seed",
