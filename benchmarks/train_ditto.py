@@ -68,6 +68,9 @@ CONFIGS: dict[str, dict] = {
     "scale0.5": {"end_scale": 0.5},
     "scale0.3": {"end_scale": 0.3},
     "scale0.2": {"end_scale": 0.2},
+    "scale0.1": {"end_scale": 0.1},
+    "scale0.1-seed1": {"end_scale": 0.1, "seed": 1},
+    "scale0.1-seed2": {"end_scale": 0.1, "seed": 2},
     "seed1": {"seed": 1},  # the default on other draws of the data, split and batches
     "seed2": {"seed": 2},
     "lora-mle-anchor": MLE_ANCHOR,
