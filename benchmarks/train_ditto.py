@@ -71,6 +71,7 @@ CONFIGS: dict[str, dict] = {
     "scale0.1": {"end_scale": 0.1},
     "scale0.1-seed1": {"end_scale": 0.1, "seed": 1},
     "scale0.1-seed2": {"end_scale": 0.1, "seed": 2},
+    "mle-scale0.1": {"method": "mle", "end_scale": 0.1},  # the control of scale0.1
     "seed1": {"seed": 1},  # the default on other draws of the data, split and batches
     "seed2": {"seed": 2},
     "lora-mle-anchor": MLE_ANCHOR,
