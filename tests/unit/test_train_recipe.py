@@ -310,7 +310,7 @@ def test_end_scale_is_a_factor_that_needs_the_base_model():
     from repcheck.errors import RepcheckError
     from repcheck.train.config import END_SCALE, TrainConfig
 
-    assert TrainConfig().validate().end_scale == END_SCALE == 0.2  # the default, with the default anchor kl
+    assert TrainConfig().validate().end_scale == END_SCALE == 0.1  # the default, with the default anchor kl
     assert TrainConfig(anchor="plain").validate().end_scale == END_SCALE
     assert TrainConfig(anchor="mle").validate().end_scale == 1.0  # no base distribution to tilt
     assert TrainConfig(end_scale=0.5).validate().end_scale == 0.5
