@@ -68,6 +68,8 @@ CONFIGS: dict[str, dict] = {
     "scale0.5": {"end_scale": 0.5},
     "scale0.3": {"end_scale": 0.3},
     "scale0.2": {"end_scale": 0.2},
+    "scale0.2-seed1": {"end_scale": 0.2, "seed": 1},
+    "scale0.2-seed2": {"end_scale": 0.2, "seed": 2},
     "scale0.1": {"end_scale": 0.1},
     "scale0.1-seed1": {"end_scale": 0.1, "seed": 1},
     "scale0.1-seed2": {"end_scale": 0.1, "seed": 2},
