@@ -151,7 +151,7 @@ def run_all(names: list[str], out: Path, reuse: bool) -> dict[str, dict]:
         keys_path.write_text(json.dumps({**keys, name: key}, indent=1))
         started = time.perf_counter()
         with LoadMeter() as load:
-            result = train(cfg, before=bases.get(data_key(cfg)))
+            result = train(cfg, before=bases.get(key))
         report = {**result.report, "wall_s": time.perf_counter() - started, "load": load.describe(), "data_key": key}
         done.write_text(json.dumps(report, default=str))
         bases.setdefault(key, report["before"])
