@@ -67,6 +67,9 @@ def train_command(
     eval_repeats: Annotated[int, field_opt("eval_repeats", "--eval-repeats", min=2)] = D.eval_repeats,
     select_every: Annotated[int, field_opt("select_every", "--select-every", min=0)] = D.select_every,
     select_margin: Annotated[float, field_opt("select_margin", "--select-margin", min=0.0)] = D.select_margin,
+    select_asked_margin: Annotated[
+        float, field_opt("select_asked_margin", "--select-asked-margin", min=0.0)
+    ] = D.select_asked_margin,
     patience: Annotated[int, field_opt("patience", "--patience", min=1)] = D.patience,
     eval_only: Annotated[
         bool, typer.Option("--eval-only", help="Train nothing: compare --model with --base on the held-out split.")
@@ -105,6 +108,7 @@ def train_command(
         end_scale=end_scale,
         select_every=select_every,
         select_margin=select_margin,
+        select_asked_margin=select_asked_margin,
         patience=patience,
         out=str(out),
         steps=steps,

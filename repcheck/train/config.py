@@ -177,8 +177,11 @@ class TrainConfig:
         "log-probability of asked-for copies and of held-out text); the run keeps the best step and stops when "
         "it stops improving (0: no selection, the last step is kept).",
     )
-    select_margin: float = _f(
-        0.15, "Nats per token the validation's asked-for copies and held-out text may lose against the base model."
+    select_margin: float = _f(0.15, "Nats per token the validation's held-out text may lose against the base model.")
+    select_asked_margin: float = _f(
+        0.0,
+        "Nats per token the validation's asked-for copies may lose against the base model (0: a step that copies "
+        "on request worse than the base is never kept).",
     )
     patience: int = _f(2, "Validations without a better step, once one is admissible, before the run stops early.")
     save_steps: int | None = _f(None, "Steps between checkpoints (default: every quarter of the run).")
@@ -250,6 +253,7 @@ class TrainConfig:
         require_int("free_copies", self.free_copies, 0)
         require_int("select_every", self.select_every, 0)
         require_number("select_margin", self.select_margin, 0, 10)
+        require_number("select_asked_margin", self.select_asked_margin, 0, 10)
         require_int("patience", self.patience, 1)
         if self.self_requests and self.self_samples == 0:
             raise RepcheckError("--self-requests needs --self-samples above 0", param="self_requests")

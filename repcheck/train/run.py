@@ -260,7 +260,15 @@ def _selection(cfg: TrainConfig, tokenizer, data, progress):
         tokenizer(" ".join(data.validation), add_special_tokens=False)["input_ids"][: cfg.block_size]
     ]
     valid = ValidationSet.build(tokenizer, sentences, data.asked, text, cfg.eval_repeats)
-    return Selection(valid, cfg.select_every, cfg.select_margin, cfg.patience, progress, Path(cfg.out) / "log.jsonl")
+    return Selection(
+        valid,
+        every=cfg.select_every,
+        margin=cfg.select_margin,
+        patience=cfg.patience,
+        asked_margin=cfg.select_asked_margin,
+        progress=progress,
+        log_path=Path(cfg.out) / "log.jsonl",
+    )
 
 
 def _trainer(cfg: TrainConfig, model, tokenizer, data, out: Path, flags, device: str, progress, selection=None):

@@ -9,8 +9,10 @@ model is measured on a validation split that neither training nor the final eval
   validation requests of the legit categories (``templates``; other content than training's);
 * **language**: the mean log-probability per token of held-out text.
 
-A step is *admissible* when neither log-probability fell by more than ``select_margin`` nats
-per token below the base model's; among admissible steps the one with the lowest TP is kept
+A step is *admissible* when the asked-for answers' log-probability fell by no more than
+``select_asked_margin`` nats per token below the base model's (0 by default: a step that copies
+on request worse than the base is not kept) and the held-out text's by no more than
+``select_margin`` (0.15: every method loses a little of the text); among admissible steps the one with the lowest TP is kept
 (its weights are copied aside), and the run stops once ``patience`` validations in a row
 after it found no better one. Until a step is admissible the run goes on (the first steps of a
 penalty often overshoot and recover: DITTO's default is inadmissible at step 25 and
@@ -110,8 +112,9 @@ class Selection(TrainerCallback):
 
     data: ValidationSet
     every: int
-    margin: float
+    margin: float  # nats per token the held-out text may lose against the base
     patience: int
+    asked_margin: float = 0.0  # nats per token the asked-for answers may lose
     progress: ProgressCallback | None = None
     log_path: Path | None = None  # each validation is also a line of log.jsonl
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -139,7 +142,8 @@ class Selection(TrainerCallback):
     def shortfall(self, m: dict[str, float]) -> float:
         """How far the step's worse log-probability fell beyond the margin (<= 0: admissible)."""
         assert self.base is not None
-        falls = [self.base[k] - self.margin - m[k] for k in ("asked_logp", "text_logp") if not math.isnan(self.base[k])]
+        margins = {"asked_logp": self.asked_margin, "text_logp": self.margin}
+        falls = [self.base[k] - margins[k] - m[k] for k in margins if not math.isnan(self.base[k])]
         return max(falls, default=0.0)
 
     def admissible(self, m: dict[str, float]) -> bool:
@@ -189,6 +193,7 @@ class Selection(TrainerCallback):
         return {
             "every": self.every,
             "margin": self.margin,
+            "asked_margin": self.asked_margin,
             "patience": self.patience,
             "kept_step": kept["step"] if kept is not None else last,
             "stopped_early": bool(self.history) and last is not None and self.stale >= self.patience,

@@ -169,7 +169,7 @@ def test_selection_keeps_the_lowest_tp_within_the_margin():
 
     from repcheck.train.select import Selection, ValidationSet
 
-    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=2)
+    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=2, asked_margin=0.1)
     sel.base = {"tp_last": 0.9, "asked_logp": -1.0, "text_logp": -2.0}
     values = iter([
         {"tp_last": 0.5, "asked_logp": -1.05, "text_logp": -2.0},  # admissible
@@ -190,7 +190,7 @@ def test_with_no_admissible_step_the_least_damaged_one_is_kept():
 
     from repcheck.train.select import Selection, ValidationSet
 
-    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=3)
+    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=3, asked_margin=0.1)
     sel.base = {"tp_last": 0.9, "asked_logp": -1.0, "text_logp": -2.0}
     values = iter([
         {"tp_last": 0.3, "asked_logp": -1.5, "text_logp": -2.0},  # 0.4 beyond the margin
@@ -221,7 +221,7 @@ def test_patience_counts_from_the_first_admissible_step():
 
     from repcheck.train.select import Selection, ValidationSet
 
-    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=2)
+    sel = Selection(ValidationSet([], [], []), every=1, margin=0.1, patience=2, asked_margin=0.1)
     sel.base = {"tp_last": 0.9, "asked_logp": -1.0, "text_logp": -2.0}
     bad, good = {"asked_logp": -1.5, "text_logp": -2.0}, {"asked_logp": -1.0, "text_logp": -2.0}
     values = iter([
@@ -233,6 +233,35 @@ def test_patience_counts_from_the_first_admissible_step():
     assert control.should_training_stop and sel.history[-1]["step"] == 6  # two after step 4, the best
     report = sel.restore(model)
     assert report["kept_step"] == 4 and report["stopped_early"] and report["note"] is None
+
+
+def test_by_default_a_step_may_not_copy_on_request_worse_than_the_base():
+    """The default margins: held-out text may lose 0.15 nats per token (every method loses a
+    little), the asked-for answers nothing. A step with the lowest TP whose asked-for answers
+    fell below the base's is passed over for a later one that kept them (seed 2 of the
+    default's data kept such a step and lost refrains and code on the legit suite)."""
+    import torch
+
+    from repcheck.train.config import TrainConfig
+    from repcheck.train.select import Selection, ValidationSet
+
+    cfg = TrainConfig()
+    assert (cfg.select_margin, cfg.select_asked_margin) == (0.15, 0.0)
+    sel = Selection(ValidationSet([], [], []), every=1, margin=cfg.select_margin, patience=2,
+                    asked_margin=cfg.select_asked_margin)  # fmt: skip
+    sel.base = {"tp_last": 0.95, "asked_logp": -0.261, "text_logp": -1.951}
+    values = iter([  # seed 2's validations at steps 50 to 150
+        {"tp_last": 0.337, "asked_logp": -0.370, "text_logp": -2.070},
+        {"tp_last": 0.287, "asked_logp": -0.316, "text_logp": -2.040},
+        {"tp_last": 0.275, "asked_logp": -0.324, "text_logp": -2.036},
+        {"tp_last": 0.300, "asked_logp": -0.268, "text_logp": -2.019},
+        {"tp_last": 0.295, "asked_logp": -0.249, "text_logp": -2.017},
+    ])  # fmt: skip
+    _validate(sel, values, torch.nn.Linear(2, 2), steps=5)
+    assert [h["admissible"] for h in sel.history] == [False] * 4 + [True]
+    assert sel.best["step"] == 5
+    sel.asked_margin = 0.15  # the earlier rule, one margin for both: the lowest TP, step 3
+    assert [sel.admissible(h) for h in sel.history] == [True] * 5
 
 
 @pytest.mark.parametrize("n", [0, 5])
