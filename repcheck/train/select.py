@@ -10,14 +10,15 @@ model is measured on a validation split that neither training nor the final eval
 * **language**: the mean log-probability per token of held-out text.
 
 A step is *admissible* when the asked-for answers' log-probability fell by no more than
-``select_asked_margin`` nats per token below the base model's (0 by default: a step that copies
-on request worse than the base is not kept) and the held-out text's by no more than
-``select_margin`` (0.15: every method loses a little of the text); among admissible steps the one with the lowest TP is kept
-(its weights are copied aside), and the run stops once ``patience`` validations in a row
-after it found no better one. Until a step is admissible the run goes on (the first steps of a
-penalty often overshoot and recover: DITTO's default is inadmissible at step 25 and
-admissible from 50 on); the step whose log-probabilities fell least beyond the margin is kept
-meanwhile, and if no step ever is admissible, it is the one kept and the report says so.
+``select_asked_margin`` nats per token below the base model's (0 by default: a step that
+copies on request worse than the base is not kept) and the held-out text's by no more than
+``select_margin`` (0.15: every method loses a little of the text); among admissible steps
+the one with the lowest TP is kept (its weights are copied aside), and the run stops once
+``patience`` validations in a row after it found no better one. Until a step is admissible
+the run goes on (the first steps of a penalty often overshoot and recover: DITTO's default
+is inadmissible at step 25 and admissible from step 50, 75 or 150 on, by the draw of its
+data); the step whose log-probabilities fell least beyond the margins is kept meanwhile,
+and if no step ever is admissible, it is the one kept and the report says so.
 Every validation is in the report (``selection``).
 """
 
