@@ -76,6 +76,7 @@ CONFIGS: dict[str, dict] = {
     "mle-scale0.1": {"method": "mle", "end_scale": 0.1},  # the control of scale0.1
     "seed1": {"seed": 1},  # the default on other draws of the data, split and batches
     "seed2": {"seed": 2},
+    "seed3": {"seed": 3},  # a draw the default was not chosen on (measured after the selection rule was set)
     "lora-mle-anchor": MLE_ANCHOR,
     "lora-mle-anchor-control": {**MLE_ANCHOR, "method": "mle"},
     "lora-2e-4": {**MLE_ANCHOR, "learning_rate": 2e-4},
