@@ -141,7 +141,7 @@ class Selection(TrainerCallback):
         }
 
     def shortfall(self, m: dict[str, float]) -> float:
-        """How far the step's worse log-probability fell beyond the margin (<= 0: admissible)."""
+        """How far the step's worse log-probability fell beyond its margin (<= 0: admissible)."""
         assert self.base is not None
         margins = {"asked_logp": self.asked_margin, "text_logp": self.margin}
         falls = [self.base[k] - margins[k] - m[k] for k in margins if not math.isnan(self.base[k])]
@@ -202,7 +202,7 @@ class Selection(TrainerCallback):
             "history": self.history,
             "note": None
             if self.best is not None
-            else "no step stayed within the margin: the one that fell least below it was kept",
+            else "no step stayed within the margins: the one that fell least below them was kept",
         }
 
 
