@@ -74,6 +74,10 @@ CONFIGS: dict[str, dict] = {
     "scale0.1-seed1": {"end_scale": 0.1, "seed": 1},
     "scale0.1-seed2": {"end_scale": 0.1, "seed": 2},
     "mle-scale0.1": {"method": "mle", "end_scale": 0.1},  # the control of scale0.1
+    "scale0.05": {"end_scale": 0.05},
+    "scale0.05-seed1": {"end_scale": 0.05, "seed": 1},
+    "scale0.05-seed2": {"end_scale": 0.05, "seed": 2},
+    "scale0.05-seed3": {"end_scale": 0.05, "seed": 3},
     "seed1": {"seed": 1},  # the default on other draws of the data, split and batches
     "seed2": {"seed": 2},
     "seed3": {"seed": 3},  # a draw the default was not chosen on (measured after the selection rule was set)
