@@ -115,7 +115,7 @@ class Selection(TrainerCallback):
     every: int
     margin: float  # nats per token the held-out text may lose against the base
     patience: int
-    asked_margin: float = 0.0  # nats per token the asked-for answers may lose
+    asked_margin: float  # nats per token the asked-for answers may lose (TrainConfig holds the defaults)
     progress: ProgressCallback | None = None
     log_path: Path | None = None  # each validation is also a line of log.jsonl
     history: list[dict[str, Any]] = field(default_factory=list)

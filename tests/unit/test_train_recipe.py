@@ -262,6 +262,7 @@ def test_by_default_a_step_may_not_copy_on_request_worse_than_the_base():
     assert sel.best["step"] == 5
     sel.asked_margin = 0.15  # the earlier rule, one margin for both: the lowest TP, step 3
     assert [sel.admissible(h) for h in sel.history] == [True] * 5
+    assert min(sel.history, key=lambda h: h["tp_last"])["step"] == 3
 
 
 @pytest.mark.parametrize("n", [0, 5])
